@@ -1,0 +1,141 @@
+//! Build for the bitnet-bun engine (libbitnet).
+//!
+//!   zig build                      host library into zig-out/lib (-Doptimize=fast unless told otherwise)
+//!   zig build test                 Zig unit tests (host; every SIMD level this CPU can run)
+//!   zig build prebuilt -p .        cross-compile the four shipped libraries into ./prebuilds/<platform>-<arch>/
+//!
+//! Kernels are written once (zig/cpu/*.zig) and compiled once per ISA level as separate objects,
+//! each with its own CPU model; zig/root.zig picks one table at load time (see zig/cpu/kernels.zig).
+const std = @import("std");
+
+/// One ISA level: a name, the CPU model it is compiled for, and the vector width its kernels use.
+const Level = struct {
+    name: []const u8,
+    model: *const std.Target.Cpu.Model,
+    vector_bits: u32,
+};
+
+const x86_levels = [_]Level{
+    .{ .name = "scalar", .model = &std.Target.x86.cpu.x86_64, .vector_bits = 0 },
+    .{ .name = "sse", .model = &std.Target.x86.cpu.x86_64_v2, .vector_bits = 128 },
+    .{ .name = "avx2", .model = &std.Target.x86.cpu.x86_64_v3, .vector_bits = 256 },
+    .{ .name = "avx512", .model = &std.Target.x86.cpu.x86_64_v4, .vector_bits = 512 },
+};
+const arm_levels = [_]Level{
+    .{ .name = "scalar", .model = &std.Target.aarch64.cpu.generic, .vector_bits = 0 },
+    .{ .name = "neon", .model = &std.Target.aarch64.cpu.generic, .vector_bits = 128 },
+};
+
+fn levelsFor(arch: std.Target.Cpu.Arch) []const Level {
+    return switch (arch) {
+        .x86_64 => &x86_levels,
+        .aarch64 => &arm_levels,
+        else => &.{x86_levels[0]},
+    };
+}
+
+/// Can the build host run code compiled for this level? (Decides which level tests are run.)
+fn hostRuns(b: *std.Build, level: Level) bool {
+    const host = b.graph.host.result;
+    if (level.vector_bits == 0) return true;
+    if (host.cpu.arch != .x86_64) return true;
+    const F = std.Target.x86.Feature;
+    const need: []const F = if (std.mem.eql(u8, level.name, "sse"))
+        &.{ .sse4_2, .popcnt }
+    else if (std.mem.eql(u8, level.name, "avx2"))
+        &.{ .avx2, .fma, .bmi2, .f16c }
+    else
+        &.{ .avx512f, .avx512bw, .avx512dq, .avx512vl };
+    for (need) |f| if (!host.cpu.has(.x86, f)) return false;
+    return true;
+}
+
+fn kernelModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.Optimize, level: Level) *std.Build.Module {
+    var query = target.query;
+    query.cpu_model = .{ .explicit = level.model };
+    query.cpu_features_add = .empty;
+    query.cpu_features_sub = .empty;
+    const opts = b.addOptions();
+    opts.addOption([]const u8, "level", level.name);
+    opts.addOption(u32, "vector_bits", level.vector_bits);
+    const m = b.createModule(.{
+        .root_source_file = b.path("zig/cpu/kernels.zig"),
+        .target = b.resolveTargetQuery(query),
+        .optimize = optimize,
+        .link_libc = true,
+        .pic = true,
+    });
+    m.addOptions("build_options", opts);
+    return m;
+}
+
+fn engineModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.Optimize) *std.Build.Module {
+    const levels = levelsFor(target.result.cpu.arch);
+    const names = b.allocator.alloc([]const u8, levels.len) catch @panic("OOM");
+    for (levels, names) |l, *n| n.* = l.name;
+    const opts = b.addOptions();
+    opts.addOption([]const []const u8, "levels", names);
+    const m = b.createModule(.{
+        .root_source_file = b.path("zig/root.zig"),
+        .target = target,
+        .optimize = optimize,
+        .link_libc = true,
+        .pic = true,
+    });
+    m.addOptions("build_options", opts);
+    for (levels) |level| {
+        const obj = b.addObject(.{
+            .name = b.fmt("kernels_{s}", .{level.name}),
+            .root_module = kernelModule(b, target, optimize, level),
+        });
+        m.addObject(obj);
+    }
+    return m;
+}
+
+fn engineLibrary(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.Optimize) *std.Build.Step.Compile {
+    return b.addLibrary(.{
+        .name = "bitnet",
+        .linkage = .dynamic,
+        .root_module = engineModule(b, target, optimize),
+    });
+}
+
+pub fn build(b: *std.Build) void {
+    const target = b.standardTargetOptions(.{});
+    const optimize = b.option(std.builtin.Optimize, "optimize", "Optimization mode (default fast)") orelse .fast;
+
+    b.installArtifact(engineLibrary(b, target, optimize));
+
+    // --- prebuilt libraries shipped in the npm package -------------------------------------------
+    const prebuilt = b.step("prebuilt", "Cross-compile the shipped libraries into <prefix>/prebuilds/<platform>-<arch>/");
+    const platforms = [_]struct { dir: []const u8, query: std.Target.Query }{
+        .{ .dir = "linux-x64", .query = .{ .cpu_arch = .x86_64, .os_tag = .linux, .abi = .gnu, .glibc_version = .{ .major = 2, .minor = 28, .patch = 0 } } },
+        .{ .dir = "linux-arm64", .query = .{ .cpu_arch = .aarch64, .os_tag = .linux, .abi = .gnu, .glibc_version = .{ .major = 2, .minor = 28, .patch = 0 } } },
+        .{ .dir = "darwin-x64", .query = .{ .cpu_arch = .x86_64, .os_tag = .macos, .os_version_min = .{ .semver = .{ .major = 11, .minor = 0, .patch = 0 } } } },
+        .{ .dir = "darwin-arm64", .query = .{ .cpu_arch = .aarch64, .os_tag = .macos, .os_version_min = .{ .semver = .{ .major = 11, .minor = 0, .patch = 0 } } } },
+    };
+    for (platforms) |p| {
+        const lib = engineLibrary(b, b.resolveTargetQuery(p.query), optimize);
+        lib.root_module.strip = true;
+        const install = b.addInstallArtifact(lib, .{
+            .dest_dir = .{ .override = .{ .custom = b.fmt("prebuilds/{s}", .{p.dir}) } },
+            .dylib_symlinks = false,
+        });
+        prebuilt.dependOn(&install.step);
+    }
+
+    // --- tests -------------------------------------------------------------------------------------
+    // `zig build test` (Debug by default here: safety checks on) or -Dtest-optimize=safe.
+    const test_optimize = b.option(std.builtin.Optimize, "test-optimize", "Optimization mode of the Zig tests (default debug)") orelse .debug;
+    const test_step = b.step("test", "Run the Zig unit tests");
+    const engine_tests = b.addTest(.{ .name = "engine", .root_module = engineModule(b, target, test_optimize) });
+    test_step.dependOn(&b.addRunArtifact(engine_tests).step);
+    // Kernel tests, once per ISA level: run those the host can execute (or all of them under an
+    // emulator when cross-testing with -fqemu).
+    for (levelsFor(target.result.cpu.arch)) |level| {
+        if (target.query.isNative() and !hostRuns(b, level)) continue;
+        const kt = b.addTest(.{ .name = b.fmt("kernels-{s}", .{level.name}), .root_module = kernelModule(b, target, test_optimize, level) });
+        test_step.dependOn(&b.addRunArtifact(kt).step);
+    }
+}

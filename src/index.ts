@@ -1,0 +1,45 @@
+/**
+ * bitnet-bun: tensors and BitNet b1.58 networks for Bun, on a Zig engine behind bun:ffi.
+ *
+ * ```ts
+ * import * as bn from "bitnet-bun";
+ * using x = bn.randn([2, 3], { seed: 0 });
+ * console.log(String(x.T));
+ * ```
+ * @module
+ */
+export { Tensor, isTensor, type NestedArray, type SliceSpec } from "./tensor.ts";
+export {
+  tensor,
+  zeros,
+  ones,
+  empty,
+  full,
+  arange,
+  linspace,
+  eye,
+  rand,
+  randn,
+  manualSeed,
+  type CreateOptions,
+  type TensorOptions,
+  type RandOptions,
+  type RandnOptions,
+  type NestedInput,
+} from "./creation.ts";
+export { concat, stack, split } from "./ops/join.ts";
+export { type DType, type DataArray, DTYPES, promoteTypes } from "./dtype.ts";
+export { memory, type MemoryStats, type LiveAllocation } from "./memory.ts";
+export { devices, autoSelectDevice, deviceCapabilities, setSimdLevel, type CpuCapabilities } from "./device.ts";
+export {
+  BitNetError,
+  ShapeError,
+  DTypeError,
+  DeviceError,
+  OutOfMemoryError,
+  DisposedTensorError,
+  LinAlgError,
+  FormatError,
+  NativeError,
+  ValueError,
+} from "./errors.ts";

@@ -1,0 +1,73 @@
+//! The root of one ISA level's kernel object. build.zig compiles this file once per level
+//! (scalar, sse, avx2, avx512 on x86-64; scalar, neon on aarch64), each with its own CPU model and
+//! `build_options.vector_bits`, and links all of them into libbitnet. Each object exports one
+//! symbol, `bn_kernels_<level>`, returning its table; zig/root.zig picks a table at load time.
+//! Kernels are written once in the files imported here: generic over dtype (comptime) and over
+//! vector width (`vector_bits`), never copied per ISA.
+const std = @import("std");
+const build_options = @import("build_options");
+const dt = @import("dtype.zig");
+const copy_mod = @import("copy.zig");
+const fill_mod = @import("fill.zig");
+const random = @import("random.zig");
+const DType = dt.DType;
+
+pub const level: []const u8 = build_options.level;
+pub const vector_bits: u32 = build_options.vector_bits;
+
+pub const Table = @import("table.zig").Table;
+
+fn copyK(args: *copy_mod.CopyArgs) callconv(.c) void {
+    copy_mod.copy(args);
+}
+
+fn fillK(out: [*]u8, dtype: DType, n: usize, value: f64) callconv(.c) void {
+    switch (dtype) {
+        inline else => |d| fill_mod.fill(d, @ptrCast(@alignCast(out)), n, value),
+    }
+}
+
+fn rangeK(out: [*]u8, dtype: DType, n: usize, start: f64, step: f64, has_last: bool, last: f64) callconv(.c) void {
+    switch (dtype) {
+        inline else => |d| fill_mod.range(d, @ptrCast(@alignCast(out)), n, start, step, if (has_last) last else null),
+    }
+}
+
+fn eyeK(out: [*]u8, dtype: DType, rows: usize, cols: usize, k: isize) callconv(.c) void {
+    switch (dtype) {
+        inline else => |d| fill_mod.eye(d, @ptrCast(@alignCast(out)), rows, cols, k),
+    }
+}
+
+fn randomK(out: [*]u8, dtype: DType, n: usize, dist: random.Dist, seed: u64, offset: u64, a: f64, b: f64) callconv(.c) void {
+    switch (dtype) {
+        inline .f32, .f16, .bf16, .f64 => |d| random.fillRandom(d, @ptrCast(@alignCast(out)), n, dist, seed, offset, a, b),
+        else => {},
+    }
+}
+
+const table: Table = .{
+    .level = std.fmt.comptimePrint("{s}", .{level}),
+    .vector_bits = vector_bits,
+    .copy = copyK,
+    .fill = fillK,
+    .range = rangeK,
+    .eye = eyeK,
+    .random = randomK,
+};
+
+fn getTable() callconv(.c) *const Table {
+    return &table;
+}
+
+comptime {
+    @export(&getTable, .{ .name = "bn_kernels_" ++ level });
+}
+
+test {
+    _ = dt;
+    _ = copy_mod;
+    _ = fill_mod;
+    _ = random;
+    _ = @import("strided.zig");
+}

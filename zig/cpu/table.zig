@@ -1,0 +1,16 @@
+//! The kernel table: the only contract between zig/root.zig and the per-ISA kernel objects.
+//! Both sides compile this file, so the layout is extern and the functions use the C convention.
+const dt = @import("dtype.zig");
+const copy = @import("copy.zig");
+const random = @import("random.zig");
+const DType = dt.DType;
+
+pub const Table = extern struct {
+    level: [*:0]const u8,
+    vector_bits: u32,
+    copy: *const fn (args: *copy.CopyArgs) callconv(.c) void,
+    fill: *const fn (out: [*]u8, dtype: DType, n: usize, value: f64) callconv(.c) void,
+    range: *const fn (out: [*]u8, dtype: DType, n: usize, start: f64, step: f64, has_last: bool, last: f64) callconv(.c) void,
+    eye: *const fn (out: [*]u8, dtype: DType, rows: usize, cols: usize, k: isize) callconv(.c) void,
+    random: *const fn (out: [*]u8, dtype: DType, n: usize, dist: random.Dist, seed: u64, offset: u64, a: f64, b: f64) callconv(.c) void,
+};

@@ -1,0 +1,151 @@
+//! Every call that touches the operating system lives here, so that kernels and the pool never
+//! depend on a moving std API (Zig 0.16+ moved files, clocks and locks behind std.Io).
+//! Pages, a small lock, environment variables, processor count and cache sizes.
+const std = @import("std");
+const builtin = @import("builtin");
+const c = std.c;
+
+pub const page_size: usize = 4096;
+
+/// Map `len` bytes (a multiple of `page_size`) of zeroed read/write memory whose address is a
+/// multiple of `alignment` (a power of two, >= page_size). Returns null when the OS refuses.
+pub fn mapAligned(len: usize, alignment: usize) ?[*]align(page_size) u8 {
+    std.debug.assert(len % page_size == 0 and std.math.isPowerOfTwo(alignment) and alignment >= page_size);
+    const extra = alignment - page_size;
+    const total = std.math.add(usize, len, extra) catch return null;
+    const raw = mmapAnon(total) orelse return null;
+    const addr = @intFromPtr(raw);
+    const aligned = std.mem.alignForward(usize, addr, alignment);
+    const head = aligned - addr;
+    const tail = total - head - len;
+    if (head > 0) unmap(@ptrFromInt(addr), head);
+    if (tail > 0) unmap(@ptrFromInt(aligned + len), tail);
+    return @ptrFromInt(aligned);
+}
+
+fn mmapAnon(len: usize) ?[*]align(page_size) u8 {
+    const rc = c.mmap(null, len, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    if (rc == c.MAP_FAILED) return null;
+    return @ptrCast(@alignCast(rc));
+}
+
+/// Return pages obtained from `mapAligned` (or part of them, page-aligned) to the OS.
+pub fn unmap(ptr: [*]align(page_size) u8, len: usize) void {
+    _ = c.munmap(ptr, len);
+}
+
+/// A test-and-test-and-set lock that yields the processor while it waits. Critical sections in
+/// the pool are a few dozen instructions, so this beats a futex round trip and needs no std.Io.
+pub const Lock = struct {
+    state: std.atomic.Value(u32) = .init(0),
+
+    pub fn lock(self: *Lock) void {
+        var spins: u32 = 0;
+        while (true) {
+            if (self.state.cmpxchgWeak(0, 1, .acquire, .monotonic) == null) return;
+            while (self.state.load(.monotonic) != 0) {
+                spins += 1;
+                if (spins < 64) std.atomic.spinLoopHint() else {
+                    _ = c.sched_yield();
+                }
+            }
+        }
+    }
+
+    pub fn unlock(self: *Lock) void {
+        self.state.store(0, .release);
+    }
+};
+
+/// Value of an environment variable, or null.
+pub fn getenv(name: [*:0]const u8) ?[]const u8 {
+    const v = c.getenv(name) orelse return null;
+    return std.mem.span(v);
+}
+
+/// Number of online processors (at least 1).
+pub fn cpuCount() usize {
+    return std.Thread.getCpuCount() catch 1;
+}
+
+pub const CacheSizes = struct { l1d: usize = 0, l2: usize = 0, l3: usize = 0 };
+
+/// Data cache sizes as the OS reports them (0 where unknown); zig/cpu/features.zig prefers CPUID
+/// on x86 and falls back to this.
+pub fn cacheSizes() CacheSizes {
+    var out: CacheSizes = .{};
+    switch (builtin.os.tag) {
+        .linux => {
+            const names = [_][]const u8{ "index0", "index1", "index2", "index3", "index4" };
+            for (names) |idx| {
+                var path_buf: [96]u8 = undefined;
+                const level = readSysfsNumber(&path_buf, idx, "level") orelse continue;
+                const size_kib = readSysfsNumber(&path_buf, idx, "size") orelse continue;
+                var type_buf: [32]u8 = undefined;
+                const kind = readSysfs(&path_buf, &type_buf, idx, "type") orelse continue;
+                if (std.mem.startsWith(u8, kind, "Instruction")) continue;
+                const bytes = size_kib * 1024;
+                switch (level) {
+                    1 => out.l1d = bytes,
+                    2 => out.l2 = bytes,
+                    3 => out.l3 = bytes,
+                    else => {},
+                }
+            }
+        },
+        .macos => {
+            out.l1d = sysctlUsize("hw.l1dcachesize");
+            out.l2 = sysctlUsize("hw.l2cachesize");
+            out.l3 = sysctlUsize("hw.l3cachesize");
+        },
+        else => {},
+    }
+    return out;
+}
+
+fn readSysfs(path_buf: *[96]u8, out: []u8, idx: []const u8, field: []const u8) ?[]const u8 {
+    const path = std.fmt.bufPrintSentinel(path_buf, "/sys/devices/system/cpu/cpu0/cache/{s}/{s}", .{ idx, field }, 0) catch return null;
+    const fd = c.open(path.ptr, .{}, @as(c.mode_t, 0));
+    if (fd < 0) return null;
+    defer _ = c.close(fd);
+    const n = c.read(fd, out.ptr, out.len);
+    if (n <= 0) return null;
+    return std.mem.trim(u8, out[0..@intCast(n)], " \n\t");
+}
+
+fn readSysfsNumber(path_buf: *[96]u8, idx: []const u8, field: []const u8) ?usize {
+    var buf: [32]u8 = undefined;
+    const text = readSysfs(path_buf, &buf, idx, field) orelse return null;
+    const digits = std.mem.trimEnd(u8, text, "KkMm");
+    return std.fmt.parseInt(usize, digits, 10) catch null;
+}
+
+fn sysctlUsize(name: [*:0]const u8) usize {
+    if (builtin.os.tag != .macos) return 0;
+    var v: u64 = 0;
+    var len: usize = @sizeOf(u64);
+    if (c.sysctlbyname(name, &v, &len, null, 0) != 0) return 0;
+    return @intCast(v);
+}
+
+test "mapAligned returns aligned zeroed pages" {
+    const len = 3 * page_size;
+    const p = mapAligned(len, 1 << 20) orelse return error.MapFailed;
+    defer unmap(p, len);
+    try std.testing.expect(@intFromPtr(p) % (1 << 20) == 0);
+    for (p[0..len]) |b| try std.testing.expectEqual(@as(u8, 0), b);
+    p[len - 1] = 7;
+}
+
+test "lock excludes" {
+    var l: Lock = .{};
+    l.lock();
+    try std.testing.expect(l.state.load(.monotonic) == 1);
+    l.unlock();
+    try std.testing.expect(l.state.load(.monotonic) == 0);
+}
+
+test "cpuCount and cacheSizes" {
+    try std.testing.expect(cpuCount() >= 1);
+    _ = cacheSizes();
+}

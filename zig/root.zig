@@ -1,0 +1,366 @@
+//! The C ABI of libbitnet: the only file with `export fn`.
+//!
+//! Rules (docs/tensor_implementation_guide.md):
+//! - Every export returns an i32 status (zig/status.zig); outputs go to the calling thread's
+//!   mailbox, and a failure leaves a message there. `bn_abi_version` and `bn_mailbox` are the two
+//!   queries that cannot fail and return their value directly; `bn_borrowed_release` is a callback
+//!   handed to Bun, never called from JS.
+//! - Arguments are u32, i32, f64 and pointers only: those cross bun:ffi without BigInt
+//!   conversion. Sizes travel as f64 (exact below 2^53) and are checked here.
+//! - Array arguments (shapes, strides) are read from the mailbox at fixed slots.
+//! - This file checks arguments and maps errors; the work happens in zig/pool.zig and in the
+//!   kernel table chosen at load time (zig/cpu/kernels.zig).
+//! scripts/gen-abi.ts reads the export signatures below to generate src/abi.gen.ts.
+const std = @import("std");
+const builtin = @import("builtin");
+const build_options = @import("build_options");
+const os = @import("os.zig");
+const pool_mod = @import("pool.zig");
+const Status = @import("status.zig").Status;
+const features = @import("cpu/features.zig");
+const dt = @import("cpu/dtype.zig");
+const strided = @import("cpu/strided.zig");
+const copy_mod = @import("cpu/copy.zig");
+const Table = @import("cpu/table.zig").Table;
+const DType = dt.DType;
+
+/// Bumped whenever an export's signature or meaning changes.
+pub const abi_version: u32 = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Mailbox: a per-thread scratch area shared with JS (src/native.ts maps it once per thread).
+// ---------------------------------------------------------------------------------------------
+
+/// f64 slot indices (mirrored in src/native.ts as MB_*).
+pub const mb = struct {
+    pub const out = 0; // outputs: [0..8)
+    pub const msg_len = 7; // length of the error message in `msg`
+    pub const info = 8; // stats and capability records: [8..64)
+    pub const shape = 64; // [64..96)
+    pub const strides0 = 96; // [96..128)
+    pub const strides1 = 128; // [128..160)
+    pub const strides2 = 160; // [160..192)
+    pub const strides3 = 192; // [192..224)
+};
+
+pub const Mailbox = extern struct {
+    f: [256]f64,
+    msg: [1024]u8,
+};
+
+threadlocal var tls_mailbox: ?*Mailbox = null;
+
+fn mailbox() *Mailbox {
+    if (tls_mailbox) |m| return m;
+    const m = std.heap.c_allocator.create(Mailbox) catch @panic("bitnet: cannot allocate the thread mailbox");
+    m.* = std.mem.zeroes(Mailbox);
+    tls_mailbox = m;
+    return m;
+}
+
+fn fail(status: Status, comptime fmt: []const u8, args: anytype) i32 {
+    const m = mailbox();
+    const text = std.fmt.bufPrint(&m.msg, fmt, args) catch m.msg[0..];
+    m.f[mb.msg_len] = @floatFromInt(text.len);
+    return @intFromEnum(status);
+}
+
+fn ok() i32 {
+    return @intFromEnum(Status.ok);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine state: kernel table and device pools, set up once.
+// ---------------------------------------------------------------------------------------------
+
+const levels = build_options.levels;
+
+fn tableSymbol(comptime name: []const u8) *const fn () callconv(.c) *const Table {
+    return @extern(*const fn () callconv(.c) *const Table, .{ .name = "bn_kernels_" ++ name });
+}
+
+fn tableFor(level: features.Level) ?*const Table {
+    inline for (levels) |name| {
+        if (std.mem.eql(u8, name, level.name())) return tableSymbol(name)();
+    }
+    return null;
+}
+
+const Engine = struct {
+    table: *const Table,
+    level: features.Level,
+    detected: features.Detected,
+    forced: bool,
+    cpu_pool: pool_mod.CpuPool,
+};
+
+var engine: Engine = undefined;
+var engine_ready = std.atomic.Value(bool).init(false);
+var engine_lock: os.Lock = .{};
+
+fn getEngine() *Engine {
+    if (engine_ready.load(.acquire)) return &engine;
+    engine_lock.lock();
+    defer engine_lock.unlock();
+    if (!engine_ready.load(.monotonic)) {
+        const det = features.detect();
+        var level = bestCompiled(det.best);
+        var forced = false;
+        if (os.getenv("BITNET_SIMD")) |want| {
+            if (features.Level.parse(want)) |l| {
+                if (l.runsOn(det.best) and tableFor(l) != null) {
+                    level = l;
+                    forced = true;
+                }
+            }
+        }
+        engine = .{
+            .table = tableFor(level).?,
+            .level = level,
+            .detected = det,
+            .forced = forced,
+            .cpu_pool = pool_mod.CpuPool.init(std.heap.c_allocator),
+        };
+        engine_ready.store(true, .release);
+    }
+    return &engine;
+}
+
+fn bestCompiled(best: features.Level) features.Level {
+    var chosen: features.Level = .scalar;
+    inline for (levels) |name| {
+        const l = features.Level.parse(name).?;
+        if (l.runsOn(best) and @intFromEnum(l) >= @intFromEnum(chosen)) chosen = l;
+    }
+    return chosen;
+}
+
+fn poolFor(device: u32) ?*pool_mod.CpuPool {
+    return if (device == 0) &getEngine().cpu_pool else null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument checks
+// ---------------------------------------------------------------------------------------------
+
+/// A non-negative whole number below 2^53 from an f64 argument.
+fn count(x: f64) ?usize {
+    if (!(x >= 0 and x <= 9007199254740992.0) or @floor(x) != x) return null;
+    return @intFromFloat(x);
+}
+
+fn dtypeArg(code: u32) ?DType {
+    return DType.fromInt(code);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exports
+// ---------------------------------------------------------------------------------------------
+
+export fn bn_abi_version() u32 {
+    return abi_version;
+}
+
+/// This thread's mailbox (allocated on first use).
+export fn bn_mailbox() ?*Mailbox {
+    return mailbox();
+}
+
+/// Deallocator handed to bun:ffi's toArrayBuffer for `t.data` views. It frees nothing: the
+/// ArrayBuffer borrows pool memory and keeps its storage alive from the JS side (src/memory.ts).
+/// Passing it explicitly stops Bun from ever applying its own allocator's free to our blocks.
+export fn bn_borrowed_release(bytes: ?*anyopaque, ctx: ?*anyopaque) void {
+    _ = bytes;
+    _ = ctx;
+}
+
+/// Detects the CPU and picks the kernel level (BITNET_SIMD may force a lower one). Idempotent.
+export fn bn_init() i32 {
+    _ = getEngine();
+    return ok();
+}
+
+/// info[0..]: level, best detected level, forced (0/1), feature bits, cores, l1d, l2, l3 bytes,
+/// vector bits, mask of compiled levels.
+export fn bn_capabilities() i32 {
+    const e = getEngine();
+    const m = mailbox();
+    const caches = os.cacheSizes();
+    var compiled: u32 = 0;
+    inline for (levels) |name| compiled |= @as(u32, 1) << @intCast(@intFromEnum(features.Level.parse(name).?));
+    const rec = [_]f64{
+        @floatFromInt(@intFromEnum(e.level)),
+        @floatFromInt(@intFromEnum(e.detected.best)),
+        @floatFromInt(@intFromBool(e.forced)),
+        @floatFromInt(@as(u32, @bitCast(e.detected.features))),
+        @floatFromInt(os.cpuCount()),
+        @floatFromInt(caches.l1d),
+        @floatFromInt(caches.l2),
+        @floatFromInt(caches.l3),
+        @floatFromInt(e.table.vector_bits),
+        @floatFromInt(compiled),
+    };
+    @memcpy(m.f[mb.info..][0..rec.len], &rec);
+    return ok();
+}
+
+/// Switch the kernel level at run time (tests run the suite at every level the CPU supports).
+export fn bn_set_simd(level: u32) i32 {
+    const e = getEngine();
+    const l = std.enums.fromInt(features.Level, level) orelse return fail(.invalid_argument, "set_simd: unknown level {d}", .{level});
+    if (!l.runsOn(e.detected.best)) return fail(.unsupported, "set_simd: this CPU cannot run {s} (best: {s})", .{ l.name(), e.detected.best.name() });
+    e.table = tableFor(l) orelse return fail(.unsupported, "set_simd: {s} kernels are not built for this architecture", .{l.name()});
+    e.level = l;
+    return ok();
+}
+
+/// out[0] = address of a new 64-byte aligned block of at least `nbytes` bytes, zero-filled when
+/// `zero` is not 0.
+export fn bn_alloc(device: u32, nbytes: f64, zero: u32) i32 {
+    const p = poolFor(device) orelse return fail(.device, "alloc: no memory pool for device {d}", .{device});
+    const n = count(nbytes) orelse return fail(.invalid_argument, "alloc: invalid byte count {d}", .{nbytes});
+    const ptr = p.alloc(n) catch |err| return switch (err) {
+        error.LimitExceeded => fail(.limit_exceeded, "alloc: {d} bytes would pass the memory limit ({d} bytes in use, limit {d})", .{ n, p.stats().bytes_in_use, p.stats().limit }),
+        error.OutOfMemory => fail(.out_of_memory, "alloc: the system refused {d} bytes", .{n}),
+    };
+    if (zero != 0) @memset(ptr[0..n], 0);
+    mailbox().f[mb.out] = @floatFromInt(@intFromPtr(ptr));
+    return ok();
+}
+
+export fn bn_free(device: u32, ptr: ?*anyopaque) i32 {
+    const p = poolFor(device) orelse return fail(.device, "free: no memory pool for device {d}", .{device});
+    const raw = ptr orelse return fail(.invalid_argument, "free: null pointer", .{});
+    p.free(@ptrCast(raw)) catch return fail(.invalid_argument, "free: 0x{x} is not a live block of this pool (double free?)", .{@intFromPtr(raw)});
+    return ok();
+}
+
+/// info[0..9] = bytes_in_use, bytes_reserved, peak_bytes, allocations, frees, pool_hits,
+/// pool_misses, live_blocks, limit.
+export fn bn_pool_stats(device: u32) i32 {
+    const p = poolFor(device) orelse return fail(.device, "memory.stats: no memory pool for device {d}", .{device});
+    const s = p.stats();
+    const rec = [_]u64{ s.bytes_in_use, s.bytes_reserved, s.peak_bytes, s.allocations, s.frees, s.pool_hits, s.pool_misses, s.live_blocks, s.limit };
+    const m = mailbox();
+    for (rec, 0..) |v, i| m.f[mb.info + i] = @floatFromInt(v);
+    return ok();
+}
+
+export fn bn_pool_trim(device: u32) i32 {
+    const p = poolFor(device) orelse return fail(.device, "memory.trim: no memory pool for device {d}", .{device});
+    p.trim();
+    return ok();
+}
+
+export fn bn_pool_set_limit(device: u32, bytes: f64) i32 {
+    const p = poolFor(device) orelse return fail(.device, "memory.setLimit: no memory pool for device {d}", .{device});
+    const n = count(bytes) orelse return fail(.invalid_argument, "memory.setLimit: invalid byte count {d}", .{bytes});
+    p.setLimit(n);
+    return ok();
+}
+
+export fn bn_pool_reset_peak(device: u32) i32 {
+    const p = poolFor(device) orelse return fail(.device, "memory.resetPeak: no memory pool for device {d}", .{device});
+    p.resetPeak();
+    return ok();
+}
+
+/// Strided copy with conversion. shape at mailbox `shape`, dst strides at `strides0`, src strides
+/// at `strides1` (elements). Pointers are those of element 0 of each view.
+export fn bn_copy(dst: ?*anyopaque, dst_dtype: u32, src: ?*const anyopaque, src_dtype: u32, ndim: u32) i32 {
+    const dd = dtypeArg(dst_dtype) orelse return fail(.dtype, "copy: unknown dtype code {d}", .{dst_dtype});
+    const sd = dtypeArg(src_dtype) orelse return fail(.dtype, "copy: unknown dtype code {d}", .{src_dtype});
+    if (ndim > strided.max_ndim) return fail(.shape, "copy: {d} dimensions (at most {d})", .{ ndim, strided.max_ndim });
+    var args: copy_mod.CopyArgs = .{
+        .dst = undefined,
+        .dst_dtype = dd,
+        .src = undefined,
+        .src_dtype = sd,
+        .layout = .{ .ndim = ndim, .shape = undefined, .strides = undefined },
+    };
+    const m = mailbox();
+    for (0..ndim) |i| {
+        args.layout.shape[i] = count(m.f[mb.shape + i]) orelse return fail(.shape, "copy: invalid dimension {d}", .{m.f[mb.shape + i]});
+        args.layout.strides[0][i] = @intFromFloat(m.f[mb.strides0 + i]);
+        args.layout.strides[1][i] = @intFromFloat(m.f[mb.strides1 + i]);
+    }
+    if (args.layout.size() == 0) return ok();
+    args.dst = @ptrCast(dst orelse return fail(.invalid_argument, "copy: null destination", .{}));
+    args.src = @ptrCast(src orelse return fail(.invalid_argument, "copy: null source", .{}));
+    getEngine().table.copy(&args);
+    return ok();
+}
+
+export fn bn_fill(dst: ?*anyopaque, dtype: u32, n: f64, value: f64) i32 {
+    const d = dtypeArg(dtype) orelse return fail(.dtype, "fill: unknown dtype code {d}", .{dtype});
+    const len = count(n) orelse return fail(.invalid_argument, "fill: invalid length {d}", .{n});
+    if (len == 0) return ok();
+    getEngine().table.fill(@ptrCast(dst orelse return fail(.invalid_argument, "fill: null pointer", .{})), d, len, value);
+    return ok();
+}
+
+/// out[i] = start + i*step; with has_last != 0 the final element is exactly `last`.
+export fn bn_range(dst: ?*anyopaque, dtype: u32, n: f64, start: f64, step: f64, has_last: u32, last: f64) i32 {
+    const d = dtypeArg(dtype) orelse return fail(.dtype, "range: unknown dtype code {d}", .{dtype});
+    const len = count(n) orelse return fail(.invalid_argument, "range: invalid length {d}", .{n});
+    if (len == 0) return ok();
+    getEngine().table.range(@ptrCast(dst orelse return fail(.invalid_argument, "range: null pointer", .{})), d, len, start, step, has_last != 0, last);
+    return ok();
+}
+
+export fn bn_eye(dst: ?*anyopaque, dtype: u32, rows: f64, cols: f64, k: f64) i32 {
+    const d = dtypeArg(dtype) orelse return fail(.dtype, "eye: unknown dtype code {d}", .{dtype});
+    const r = count(rows) orelse return fail(.shape, "eye: invalid rows {d}", .{rows});
+    const c = count(cols) orelse return fail(.shape, "eye: invalid cols {d}", .{cols});
+    if (@floor(k) != k or !(@abs(k) < 9007199254740992.0)) return fail(.invalid_argument, "eye: invalid diagonal {d}", .{k});
+    if (r * c == 0) return ok();
+    getEngine().table.eye(@ptrCast(dst orelse return fail(.invalid_argument, "eye: null pointer", .{})), d, r, c, @intFromFloat(k));
+    return ok();
+}
+
+/// dist 0 = uniform [a, b), 1 = normal (mean a, std b); seed = seed_hi * 2^32 + seed_lo;
+/// elements are draws offset .. offset + n of that seed (zig/cpu/random.zig).
+export fn bn_random(dst: ?*anyopaque, dtype: u32, n: f64, dist: u32, seed_lo: u32, seed_hi: u32, offset: f64, a: f64, b: f64) i32 {
+    const d = dtypeArg(dtype) orelse return fail(.dtype, "random: unknown dtype code {d}", .{dtype});
+    if (!dt.isFloat(d)) return fail(.dtype, "random: needs a float dtype, got {t}", .{d});
+    const len = count(n) orelse return fail(.invalid_argument, "random: invalid length {d}", .{n});
+    const off = count(offset) orelse return fail(.invalid_argument, "random: invalid offset {d}", .{offset});
+    const kind = std.enums.fromInt(@import("cpu/random.zig").Dist, dist) orelse return fail(.invalid_argument, "random: unknown distribution {d}", .{dist});
+    if (len == 0) return ok();
+    const seed = (@as(u64, seed_hi) << 32) | seed_lo;
+    getEngine().table.random(@ptrCast(dst orelse return fail(.invalid_argument, "random: null pointer", .{})), d, len, kind, seed, off, a, b);
+    return ok();
+}
+
+test {
+    _ = os;
+    _ = pool_mod;
+    _ = features;
+}
+
+test "engine picks a runnable level and every compiled table answers" {
+    const e = getEngine();
+    try std.testing.expect(e.level.runsOn(e.detected.best));
+    inline for (levels) |name| {
+        const l = features.Level.parse(name).?;
+        if (l.runsOn(e.detected.best)) {
+            const t = tableFor(l).?;
+            try std.testing.expectEqualStrings(name, std.mem.span(t.level));
+        }
+    }
+}
+
+test "exports report errors through the mailbox" {
+    try std.testing.expectEqual(@intFromEnum(Status.invalid_argument), bn_alloc(0, -1, 0));
+    const m = mailbox();
+    const len: usize = @intFromFloat(m.f[mb.msg_len]);
+    try std.testing.expect(std.mem.indexOf(u8, m.msg[0..len], "alloc") != null);
+    try std.testing.expectEqual(@intFromEnum(Status.device), bn_alloc(7, 64, 0));
+    try std.testing.expectEqual(@intFromEnum(Status.ok), bn_alloc(0, 100, 1));
+    const p: *anyopaque = @ptrFromInt(@as(usize, @intFromFloat(m.f[mb.out])));
+    try std.testing.expectEqual(@intFromEnum(Status.ok), bn_fill(p, @intFromEnum(DType.f32), 25, 2.5));
+    try std.testing.expectEqual(@as(f32, 2.5), @as([*]f32, @ptrCast(@alignCast(p)))[24]);
+    try std.testing.expectEqual(@intFromEnum(Status.ok), bn_free(0, p));
+    try std.testing.expectEqual(@intFromEnum(Status.invalid_argument), bn_free(0, p));
+    try std.testing.expectEqual(@intFromEnum(Status.dtype), bn_random(p, @intFromEnum(DType.i32), 4, 0, 1, 0, 0, 0, 1));
+}
