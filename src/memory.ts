@@ -29,16 +29,19 @@ export class Storage {
   refs = 0;
   /** A `t.data` array was handed out: only the garbage collector may free it now. */
   exported = false;
+  /** What the block was created as (for memory.liveAllocations). */
+  dtype = "";
+  shape: readonly number[] = [];
+  tag: string | undefined = undefined;
   constructor(readonly slot: number) {}
 }
 
-// ---- slot table (plain values only: nothing here keeps a handle alive) ------------------------
+// ---- slot table (plain numbers only: nothing here keeps a handle alive) -----------------------
+// slotPtr[s] != 0 while the handle of slot s owns a block; the registry callback and the
+// synchronous collection free through these entries once the handle itself is gone.
 const slotPtr: number[] = [];
 const slotDevice: number[] = [];
 const slotBytes: number[] = [];
-const slotDtype: (string | undefined)[] = [];
-const slotShape: (readonly number[] | undefined)[] = [];
-const slotTag: (string | undefined)[] = [];
 const slotWeak: (WeakRef<Storage> | undefined)[] = [];
 const freeSlots: number[] = [];
 const spare: Storage[] = [];
@@ -54,18 +57,17 @@ let collectThreshold = 256 * 1024 * 1024;
 let lastCollect = 0;
 
 const registry = new FinalizationRegistry<number>((slot) => {
-  const p = slotPtr[slot]!;
-  if (p !== 0) freeSlot(slot);
+  if (slotPtr[slot] !== 0) freeSlot(slot);
   slotWeak[slot] = undefined;
   freeSlots.push(slot);
 });
 
 function freeSlot(slot: number): void {
   const dev = slotDevice[slot]!;
-  // A failure here would mean the table and the pool disagree: surface it, never ignore it.
-  check(sym.bn_free(dev, slotPtr[slot]!), "free");
+  const st = sym.bn_free(dev, slotPtr[slot]!);
+  // A failure would mean the table and the pool disagree: surface it, never ignore it.
+  if (st !== 0) throw errorFor(st, "free");
   slotPtr[slot] = 0;
-  slotShape[slot] = undefined;
   liveCount[dev]!--;
   liveBytes[dev]! -= slotBytes[slot]!;
 }
@@ -74,6 +76,8 @@ function newHandle(): Storage {
   const slot = freeSlots.length > 0 ? freeSlots.pop()! : slotPtr.length;
   const h = new Storage(slot);
   slotPtr[slot] = 0;
+  slotDevice[slot] = 0;
+  slotBytes[slot] = 0;
   registry.register(h, slot);
   slotWeak[slot] = new WeakRef(h);
   return h;
@@ -98,13 +102,13 @@ export function allocate(nbytes: number, device: number, dtype: string, shape: r
   h.device = device;
   h.refs = 1;
   h.exported = false;
+  h.dtype = dtype;
+  h.shape = shape;
+  h.tag = currentTag;
   const s = h.slot;
   slotPtr[s] = p;
   slotDevice[s] = device;
   slotBytes[s] = nbytes;
-  slotDtype[s] = dtype;
-  slotShape[s] = shape;
-  slotTag[s] = currentTag;
   liveCount[device]!++;
   liveBytes[device]! += nbytes;
   bytesSinceCollect += nbytes;
@@ -236,15 +240,9 @@ export const memory = {
     for (let s = 0; s < slotPtr.length; s++) {
       if (slotPtr[s] === 0 || (want >= 0 && slotDevice[s] !== want)) continue;
       const h = slotWeak[s]?.deref();
-      const e: LiveAllocation = {
-        id: s,
-        device: "cpu",
-        bytes: slotBytes[s]!,
-        dtype: slotDtype[s]!,
-        shape: [...(slotShape[s] ?? [])],
-        heldByData: h?.exported ?? false,
-      };
-      if (slotTag[s] !== undefined) e.tag = slotTag[s];
+      if (h === undefined) continue; // unreachable: freed by the next collection
+      const e: LiveAllocation = { id: s, device: "cpu", bytes: slotBytes[s]!, dtype: h.dtype, shape: [...h.shape], heldByData: h.exported };
+      if (h.tag !== undefined) e.tag = h.tag;
       out.push(e);
     }
     return out;

@@ -71,12 +71,12 @@ export class Tensor {
     return s;
   }
 
-  /** @internal A view over the same storage. */
-  _view(op: string, shape: number[], strides: number[] | null, offset: number, dt: DTypeInfo = this._dt): Tensor {
+  /** @internal A view over the same storage (`size` when the caller knows it). */
+  _view(op: string, shape: number[], strides: number[] | null, offset: number, size = sizeOf(shape)): Tensor {
     const s = this._live(op);
     s.refs++;
     const st = strides !== null && isContiguousLayout(shape, strides) ? null : strides;
-    return new Tensor(s, shape, st, offset, dt, sizeOf(shape));
+    return new Tensor(s, shape, st, offset, this._dt, size);
   }
 
   /** @internal Address of element 0. */
@@ -224,8 +224,8 @@ export class Tensor {
     this._live("reshape");
     const ns = inferShape(target, this._size, this._shape, "reshape");
     const st = this._strides === null ? null : reshapeStrides(this._shape, this._strides, ns);
-    if (this._strides === null) return this._view("reshape", ns, null, this._offset);
-    if (st !== null) return this._view("reshape", ns, st, this._offset);
+    if (this._strides === null) return this._view("reshape", ns, null, this._offset, this._size);
+    if (st !== null) return this._view("reshape", ns, st, this._offset, this._size);
     const c = this.contiguous();
     const v = c._view("reshape", ns, null, c._offset);
     c.dispose();
@@ -289,30 +289,37 @@ export class Tensor {
     if (!Array.isArray(axes) || axes.length !== nd) {
       throw new ShapeError("permute", `axes [${String(axes)}] must list each of the ${nd} axes of ${fmtShape(this._shape)} once`);
     }
-    const seen = new Array<boolean>(nd).fill(false);
     const st = this._st();
     const shape = new Array<number>(nd);
     const strides = new Array<number>(nd);
+    let seen = 0;
     for (let i = 0; i < nd; i++) {
-      const a = normAxis(axes[i], nd, "permute");
-      if (seen[a]) throw new ShapeError("permute", `axis ${a} repeated in [${axes.join(", ")}]`);
-      seen[a] = true;
+      let a = axes[i]!;
+      if (!Number.isInteger(a) || a < -nd || a >= nd) a = normAxis(a, nd, "permute"); // throws
+      if (a < 0) a += nd;
+      const bit = 2 ** a;
+      if (Math.floor(seen / bit) % 2 === 1) throw new ShapeError("permute", `axis ${a} repeated in [${axes.join(", ")}]`);
+      seen += bit;
       shape[i] = this._shape[a]!;
       strides[i] = st[a]!;
     }
-    return this._view("permute", shape, strides, this._offset);
+    return this._view("permute", shape, strides, this._offset, this._size);
   }
 
   /** Swaps two axes; with no arguments reverses all axes (NumPy's transpose). */
   transpose(a?: number, b?: number): Tensor {
     const nd = this._shape.length;
-    if (a === undefined && b === undefined) return this.permute([...Array(nd).keys()].reverse());
-    this._live("transpose");
-    const x = normAxis(a ?? -2, nd, "transpose");
-    const y = normAxis(b ?? -1, nd, "transpose");
-    const axes = [...Array(nd).keys()];
-    axes[x] = y;
-    axes[y] = x;
+    const axes = new Array<number>(nd);
+    if (a === undefined && b === undefined) {
+      for (let i = 0; i < nd; i++) axes[i] = nd - 1 - i;
+    } else {
+      this._live("transpose");
+      const x = normAxis(a ?? -2, nd, "transpose");
+      const y = normAxis(b ?? -1, nd, "transpose");
+      for (let i = 0; i < nd; i++) axes[i] = i;
+      axes[x] = y;
+      axes[y] = x;
+    }
     return this.permute(axes);
   }
 

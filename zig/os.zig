@@ -5,7 +5,8 @@ const std = @import("std");
 const builtin = @import("builtin");
 const c = std.c;
 
-pub const page_size: usize = 4096;
+/// Smallest page size of the target (16 KiB on Apple Silicon, 4 KiB elsewhere).
+pub const page_size: usize = std.heap.page_size_min;
 
 /// Map `len` bytes (a multiple of `page_size`) of zeroed read/write memory whose address is a
 /// multiple of `alignment` (a power of two, >= page_size). Returns null when the OS refuses.

@@ -7,24 +7,24 @@
 //! a Backing may also declare `pub const slab_size` (power of two, 64 KiB..16 MiB; default 256 KiB).
 //!
 //! Small path (nbytes <= 32 KiB): 32 size classes, 64,128,192,256 then 4 per power of two
-//! (320,384,448,512, 640,...,32768): waste < 64 B up to 256 B, <= 25% above. A slab of
+//! (320,384,448,512, 640,...,32768): waste <= 64 B up to 256 B, <= 25% above. A slab of
 //! `slab_size` bytes, mapped with alignment `slab_size`, serves one class; the slab of a pointer is
-//! found in O(1) from `ptr >> log2(slab_size)` in a 4-level radix table (host memory, a few
-//! 32 KiB nodes per GiB of address space touched). Each slab record holds a stack of free block
-//! indices and an allocated-bit bitmap (which rejects interior pointers and double frees). A class
-//! keeps a list of partially used slabs (preferred) and a list of empty slabs (used only when no
-//! partial slab exists); empty slabs stay mapped until trim().
+//! found in O(1) from `ptr >> log2(slab_size)`: a 64-entry direct-mapped cache of recent lookups,
+//! then a hash map slab number -> slab record. Each slab record holds a stack of free block indices and an allocated-bit bitmap (which rejects interior
+//! pointers and double frees). A class keeps one list of its non-full slabs, partially used ones
+//! first and empty ones at the tail; alloc takes the head, so partial slabs fill up first and
+//! empty ones stay empty. Empty slabs stay mapped until trim().
 //!
 //! Large path (> 32 KiB): sizes rounded up to pages up to 1 MiB, above that to 1/16 of the power
 //! of two below the size (<= 6.25% waste); each block is mapped on its own. Live blocks are in a
 //! hash map address -> size; freed blocks go to a size-sorted cache and are reused best-fit only
 //! if at most 1/8 bigger than the rounded request. trim() unmaps the whole cache.
 //!
-//! Locking: one os.Lock guards everything (classes, table, large tables, counters, calls into
-//! `meta`, which therefore need not be thread-safe). Backing.map runs with the lock released (the
-//! limit is checked again afterwards); unmap runs under it only in trim() and on error paths. One
-//! lock costs 2 atomic RMWs per alloc+free pair; per-class locks plus an atomic byte counter
-//! (needed for an exact global peak and limit) cost 4 and measured ~40% slower single-threaded.
+//! Locking: one os.Lock guards everything (classes, tables, counters, and calls into `meta`,
+//! which therefore need not be thread-safe). Backing.map runs with the lock released (the limit is
+//! checked again afterwards); unmap runs under it only in trim() and on error paths. One lock is
+//! 2 atomic RMWs per alloc+free pair; per-class locks would need an atomic global byte counter as
+//! well (for an exact peak and limit), 4 RMWs, at 6-9 ns each on the 2-core test machine.
 //! Accounting: all counters are plain fields under the lock, so stats() is always exact.
 //! bytes_in_use counts rounded block sizes; bytes_reserved counts slabs + large blocks mapped.
 const std = @import("std");
@@ -104,23 +104,24 @@ pub fn Pool(comptime Backing: type) type {
         const Slab = struct {
             base: usize,
             class: u8,
-            prev: ?*Slab = null,
-            next: ?*Slab = null,
+            node: std.DoublyLinkedList.Node = .{}, // in its class list while not full
             used: u32 = 0,
             top: u32, // number of indices on `stack`
             nblocks: u32,
             stack: []Idx, // free block indices
             bits: []u64, // allocated blocks
         };
-        const Class = struct { partial: ?*Slab = null, empty: ?*Slab = null };
-        const Cached = struct { size: usize, addr: usize };
+        /// A class's slabs with free blocks: partially used ones first, then empty ones.
+        const Class = std.DoublyLinkedList;
+        const Cached = struct {
+            size: usize,
+            addr: usize,
+            fn smaller(need: usize, b: Cached) bool {
+                return b.size < need;
+            }
+        };
 
-        // Radix table over slab numbers (addr >> slab_shift): root inline, three node levels.
-        const key_bits = 64 - @as(usize, slab_shift);
-        const fan_bits = (key_bits + 3) / 4;
-        const root_bits = key_bits - 3 * fan_bits;
-        const fan_mask = (@as(usize, 1) << fan_bits) - 1;
-        const Node = struct { e: [1 << fan_bits]usize };
+        const recent_len = 64;
 
         meta: std.mem.Allocator,
         lock: os.Lock = .{},
@@ -128,7 +129,8 @@ pub fn Pool(comptime Backing: type) type {
         classes: [num_classes]Class = @splat(.{}),
         live: std.AutoHashMapUnmanaged(usize, usize) = .empty,
         cache: std.ArrayList(Cached) = .empty, // sorted by size
-        root: [1 << root_bits]usize = @splat(0),
+        slabs: std.AutoHashMapUnmanaged(usize, *Slab) = .empty, // slab number (addr >> slab_shift) -> slab
+        recent: [recent_len]struct { key: usize, slab: ?*Slab } = @splat(.{ .key = 0, .slab = null }),
 
         pub fn init(meta: std.mem.Allocator) Self {
             return .{ .meta = meta };
@@ -136,22 +138,15 @@ pub fn Pool(comptime Backing: type) type {
 
         /// Returns all memory to Backing (live blocks included) and frees all metadata.
         pub fn deinit(self: *Self) void {
-            for (self.root) |v| self.freeNodes(v, 0);
+            var sit = self.slabs.valueIterator();
+            while (sit.next()) |s| self.destroySlab(s.*);
+            self.slabs.deinit(self.meta);
             var it = self.live.iterator();
             while (it.next()) |e| Backing.unmap(@ptrFromInt(e.key_ptr.*), e.value_ptr.*);
             self.live.deinit(self.meta);
             for (self.cache.items) |b| Backing.unmap(@ptrFromInt(b.addr), b.size);
             self.cache.deinit(self.meta);
             self.* = undefined;
-        }
-
-        fn freeNodes(self: *Self, v: usize, comptime depth: usize) void {
-            if (v == 0) return;
-            const n: *Node = @ptrFromInt(v);
-            for (n.e) |e| {
-                if (depth < 2) self.freeNodes(e, depth + 1) else if (e != 0) self.destroySlab(@ptrFromInt(e));
-            }
-            self.meta.destroy(n);
         }
 
         pub fn alloc(self: *Self, nbytes: usize) Error![*]align(64) u8 {
@@ -164,20 +159,16 @@ pub fn Pool(comptime Backing: type) type {
             var hit = true;
             while (true) {
                 try self.checkLimit(size);
-                const s = c.partial orelse c.empty orelse {
+                const s: *Slab = @fieldParentPtr("node", c.first orelse {
                     try self.growClass(ci);
                     hit = false;
                     continue;
-                };
-                if (s.used == 0) {
-                    unlink(&c.empty, s);
-                    push(&c.partial, s);
-                }
+                });
                 s.top -= 1;
                 const idx: usize = s.stack[s.top];
                 s.bits[idx >> 6] |= bit(idx);
                 s.used += 1;
-                if (s.used == s.nblocks) unlink(&c.partial, s);
+                if (s.used == s.nblocks) c.remove(&s.node);
                 self.account(size, hit);
                 return @ptrFromInt(s.base + idx * size);
             }
@@ -193,11 +184,11 @@ pub fn Pool(comptime Backing: type) type {
             s.bits[idx >> 6] &= ~bit(idx);
             s.stack[s.top] = @intCast(idx);
             s.top += 1;
-            if (s.used == s.nblocks) push(&c.partial, s);
+            if (s.used == s.nblocks) c.prepend(&s.node);
             s.used -= 1;
-            if (s.used == 0) {
-                unlink(&c.partial, s);
-                push(&c.empty, s);
+            if (s.used == 0 and s.node.next != null) { // empty slabs go behind the partial ones
+                c.remove(&s.node);
+                c.append(&s.node);
             }
             self.unaccount(class_sizes[s.class]);
         }
@@ -225,9 +216,11 @@ pub fn Pool(comptime Backing: type) type {
             self.lock.lock();
             defer self.lock.unlock();
             for (&self.classes) |*c| {
-                while (c.empty) |s| {
-                    unlink(&c.empty, s);
-                    self.leaf(s.base).* = 0;
+                while (c.last) |n| {
+                    const s: *Slab = @fieldParentPtr("node", n);
+                    if (s.used != 0) break;
+                    c.remove(n);
+                    _ = self.slabs.remove(s.base >> slab_shift);
                     self.destroySlab(s);
                 }
             }
@@ -253,7 +246,7 @@ pub fn Pool(comptime Backing: type) type {
         // ---- accounting (lock held) ----
 
         inline fn checkLimit(self: *Self, size: usize) Error!void {
-            if (self.st.limit != 0 and self.st.bytes_in_use + size > self.st.limit) return error.LimitExceeded;
+            if (self.st.limit != 0 and self.st.bytes_in_use +| size > self.st.limit) return error.LimitExceeded;
         }
 
         inline fn account(self: *Self, size: usize, hit: bool) void {
@@ -276,7 +269,7 @@ pub fn Pool(comptime Backing: type) type {
             return @as(u64, 1) << @intCast(idx & 63);
         }
 
-        /// Maps a slab for class ci (lock released meanwhile) and adds it to the empty list.
+        /// Maps a slab for class ci (lock released meanwhile) and adds it to the class list.
         fn growClass(self: *Self, ci: usize) Error!void {
             self.lock.unlock();
             const mem = Backing.map(slab_size, slab_size);
@@ -290,16 +283,18 @@ pub fn Pool(comptime Backing: type) type {
             errdefer self.meta.free(stack);
             const bits = try self.meta.alloc(u64, (n + 63) / 64);
             errdefer self.meta.free(bits);
-            try self.slot(@intFromPtr(base));
+            try self.slabs.ensureUnusedCapacity(self.meta, 1);
             @memset(bits, 0);
             for (stack, 0..) |*x, i| x.* = @intCast(n - 1 - i);
             s.* = .{ .base = @intFromPtr(base), .class = @intCast(ci), .top = n, .nblocks = n, .stack = stack, .bits = bits };
-            self.leaf(s.base).* = @intFromPtr(s);
-            push(&self.classes[ci].empty, s);
+            self.slabs.putAssumeCapacity(s.base >> slab_shift, s);
+            self.classes[ci].append(&s.node);
             self.st.bytes_reserved += slab_size;
         }
 
         fn destroySlab(self: *Self, s: *Slab) void {
+            const e = &self.recent[(s.base >> slab_shift) % recent_len];
+            if (e.slab == s) e.slab = null;
             Backing.unmap(@ptrFromInt(s.base), slab_size);
             self.st.bytes_reserved -= slab_size;
             self.meta.free(s.stack);
@@ -307,42 +302,14 @@ pub fn Pool(comptime Backing: type) type {
             self.meta.destroy(s);
         }
 
-        /// Creates the table nodes on the path to addr's entry.
-        fn slot(self: *Self, addr: usize) Error!void {
-            const k = addr >> slab_shift;
-            var entry = &self.root[k >> (3 * fan_bits)];
-            inline for (0..3) |lvl| {
-                if (entry.* == 0) {
-                    const n = try self.meta.create(Node);
-                    @memset(&n.e, 0);
-                    entry.* = @intFromPtr(n);
-                }
-                const n: *Node = @ptrFromInt(entry.*);
-                entry = &n.e[(k >> ((2 - lvl) * fan_bits)) & fan_mask];
-            }
-        }
-
-        /// addr's entry; the path must exist.
-        fn leaf(self: *Self, addr: usize) *usize {
-            const k = addr >> slab_shift;
-            var entry = &self.root[k >> (3 * fan_bits)];
-            inline for (0..3) |lvl| {
-                const n: *Node = @ptrFromInt(entry.*);
-                entry = &n.e[(k >> ((2 - lvl) * fan_bits)) & fan_mask];
-            }
-            return entry;
-        }
-
-        /// The slab containing addr, or null.
+        /// The slab containing addr, or null: a direct-mapped cache of recent slabs, then the map.
         inline fn lookup(self: *Self, addr: usize) ?*Slab {
             const k = addr >> slab_shift;
-            var v = self.root[k >> (3 * fan_bits)];
-            inline for (0..3) |lvl| {
-                if (v == 0) return null;
-                const n: *Node = @ptrFromInt(v);
-                v = n.e[(k >> ((2 - lvl) * fan_bits)) & fan_mask];
-            }
-            return @ptrFromInt(v);
+            const e = &self.recent[k % recent_len];
+            if (e.key == k) if (e.slab) |s| return s;
+            const s = self.slabs.get(k) orelse return null;
+            e.* = .{ .key = k, .slab = s };
+            return s;
         }
 
         /// Index of the allocated block starting at addr.
@@ -354,31 +321,11 @@ pub fn Pool(comptime Backing: type) type {
             return idx;
         }
 
-        fn push(head: *?*Slab, s: *Slab) void {
-            s.prev = null;
-            s.next = head.*;
-            if (head.*) |h| h.prev = s;
-            head.* = s;
-        }
-
-        fn unlink(head: *?*Slab, s: *Slab) void {
-            if (s.prev) |p| p.next = s.next else head.* = s.next;
-            if (s.next) |n| n.prev = s.prev;
-            s.prev = null;
-            s.next = null;
-        }
-
         // ---- large path (lock held) ----
 
-        /// First cached block of size >= need.
+        /// Index of the first cached block of size >= need.
         fn lowerBound(self: *Self, need: usize) usize {
-            var lo: usize = 0;
-            var hi: usize = self.cache.items.len;
-            while (lo < hi) {
-                const mid = (lo + hi) / 2;
-                if (self.cache.items[mid].size < need) lo = mid + 1 else hi = mid;
-            }
-            return lo;
+            return std.sort.partitionPoint(Cached, self.cache.items, need, Cached.smaller);
         }
 
         fn allocLarge(self: *Self, nbytes: usize) Error![*]align(64) u8 {
@@ -425,8 +372,9 @@ pub const CpuPool = Pool(HostBacking);
 
 // ------------------------------------------------------------------------------------------------
 const testing = std.testing;
+const expect = testing.expect;
 
-/// Host memory with a byte count and an optional failure countdown; one instance per test.
+/// Host memory with a byte count and an optional failure countdown; one instance per tag.
 fn TestBacking(comptime tag: anytype) type {
     return struct {
         const _t = tag;
@@ -446,91 +394,80 @@ fn TestBacking(comptime tag: anytype) type {
     };
 }
 
-test "size classes and index magic" {
-    for (0..max_small + 1) |n| {
-        const ci = classOf(n);
-        try testing.expect(class_sizes[ci] >= n and (ci == 0 or class_sizes[ci - 1] < n));
-        try testing.expect(if (n <= 256) class_sizes[ci] - n <= 64 else class_sizes[ci] * 4 <= n * 5);
-    }
-    for (class_sizes, 0..) |d, ci| {
-        var off: usize = 0;
-        while (off < CpuPool.slab_size) : (off += 1) {
-            try testing.expectEqual(off / d, (off * magic[ci]) >> 40);
-        }
-    }
-    try testing.expectEqual(@as(?usize, 36 * 4096), largeSize(35 * 4096 + 1));
-    try testing.expectEqual(@as(?usize, (1 << 20) + (64 << 10)), largeSize((1 << 20) + 1));
+fn expectIdle(st: PoolStats, allocations: u64) !void {
+    try expect(st.bytes_in_use == 0 and st.live_blocks == 0 and st.allocations == allocations and st.frees == allocations);
 }
 
-test "basic alloc/free, alignment, blockSize, exact stats" {
+const Blk = struct {
+    ptr: [*]u8,
+    len: usize,
+    tag: u8,
+    fn fill(b: Blk) void {
+        @memset(b.ptr[0..b.len], b.tag);
+    }
+    fn ok(b: Blk) bool {
+        return std.mem.allEqual(u8, b.ptr[0..b.len], b.tag);
+    }
+    fn less(_: void, a: Blk, b: Blk) bool {
+        return @intFromPtr(a.ptr) < @intFromPtr(b.ptr);
+    }
+    fn expectDisjoint(blks: []Blk) !void {
+        std.mem.sort(Blk, blks, {}, less);
+        for (blks[0..blks.len -| 1], blks[1..]) |a, b| try expect(@intFromPtr(a.ptr) + a.len <= @intFromPtr(b.ptr));
+    }
+};
+
+test "size classes, index magic, large rounding" {
+    for (0..max_small + 1) |n| {
+        const ci = classOf(n);
+        try expect(class_sizes[ci] >= n and (ci == 0 or class_sizes[ci - 1] < n));
+        try expect(if (n <= 256) class_sizes[ci] - n <= 64 else class_sizes[ci] * 4 <= n * 5); // waste <= 25%
+    }
+    for (class_sizes, 0..) |d, ci| for (0..CpuPool.slab_size) |off| try expect(off / d == (off * magic[ci]) >> 40);
+    try expect(largeSize(35 * 4096 + 1) == 36 * 4096 and largeSize((1 << 20) + 1) == (1 << 20) + (64 << 10));
+}
+
+test "basic alloc/free: alignment, blockSize, exact stats" {
     var p = CpuPool.init(testing.allocator);
     defer p.deinit();
     const sizes = [_]usize{ 0, 1, 16, 63, 64, 65, 200, 256, 257, 1000, 4096, 5000, 32768, 32769, 100_000, 1 << 20, 3 << 20 };
     var ptrs: [sizes.len][*]u8 = undefined;
     var total: u64 = 0;
     for (sizes, 0..) |n, i| {
-        const q = try p.alloc(n);
-        try testing.expect(@intFromPtr(q) % 64 == 0);
-        const bs = p.blockSize(q).?;
-        try testing.expect(bs >= n and bs >= 64);
-        for (ptrs[0..i]) |o| try testing.expect(o != q);
-        ptrs[i] = q;
+        ptrs[i] = try p.alloc(n);
+        const bs = p.blockSize(ptrs[i]).?;
+        try expect(@intFromPtr(ptrs[i]) % 64 == 0 and bs >= n and bs >= 64);
+        for (ptrs[0..i]) |o| try expect(o != ptrs[i]);
         total += bs;
     }
     var st = p.stats();
-    try testing.expectEqual(total, st.bytes_in_use);
-    try testing.expectEqual(total, st.peak_bytes);
-    try testing.expectEqual(@as(u64, sizes.len), st.allocations);
-    try testing.expectEqual(@as(u64, sizes.len), st.live_blocks);
-    try testing.expect(st.bytes_reserved >= total);
+    try expect(st.bytes_in_use == total and st.peak_bytes == total and st.bytes_reserved >= total);
+    try expect(st.allocations == sizes.len and st.live_blocks == sizes.len and st.frees == 0);
     for (ptrs) |q| {
         try p.free(q);
-        try testing.expectEqual(@as(?usize, null), p.blockSize(q));
+        try expect(p.blockSize(q) == null);
     }
     st = p.stats();
-    try testing.expectEqual(@as(u64, 0), st.bytes_in_use);
-    try testing.expectEqual(st.allocations, st.frees);
-    try testing.expectEqual(@as(u64, 0), st.live_blocks);
-    try testing.expectEqual(total, st.peak_bytes);
+    try expectIdle(st, sizes.len);
+    try expect(st.peak_bytes == total);
     p.resetPeak();
-    try testing.expectEqual(@as(u64, 0), p.stats().peak_bytes);
+    try expect(p.stats().peak_bytes == 0);
 }
 
-const Blk = struct { ptr: [*]u8, len: usize, tag: u8 };
-
-fn fillBlk(b: Blk) void {
-    @memset(b.ptr[0..b.len], b.tag);
-}
-
-fn checkBlk(b: Blk) bool {
-    return std.mem.allEqual(u8, b.ptr[0..b.len], b.tag);
-}
-
-fn lessBlk(_: void, a: Blk, b: Blk) bool {
-    return @intFromPtr(a.ptr) < @intFromPtr(b.ptr);
-}
-
-fn expectDisjoint(blks: []Blk) !void {
-    std.mem.sort(Blk, blks, {}, lessBlk);
-    for (blks[0..blks.len -| 1], blks[1..]) |a, b| try testing.expect(@intFromPtr(a.ptr) + a.len <= @intFromPtr(b.ptr));
-}
-
-test "every byte of many mixed blocks is writable and private" {
+test "every byte of many live mixed blocks is writable and private" {
     var p = CpuPool.init(testing.allocator);
     defer p.deinit();
     var rng = std.Random.DefaultPrng.init(42);
-    const r = rng.random();
     var blks: [400]Blk = undefined;
     for (&blks, 0..) |*b, i| {
-        const n = if (i % 20 == 0) r.uintAtMost(usize, 300_000) else r.uintAtMost(usize, 4096);
-        const q = try p.alloc(n);
+        const q = try p.alloc(rng.random().uintAtMost(usize, if (i % 20 == 0) 300_000 else 4096));
         b.* = .{ .ptr = q, .len = p.blockSize(q).?, .tag = @truncate(i * 7 + 1) };
-        fillBlk(b.*);
+        b.fill();
     }
-    for (blks) |b| try testing.expect(checkBlk(b));
-    try expectDisjoint(&blks);
+    for (blks) |b| try expect(b.ok());
+    try Blk.expectDisjoint(&blks);
     for (blks) |b| try p.free(b.ptr);
-    try testing.expectEqual(@as(u64, 0), p.stats().bytes_in_use);
+    try expectIdle(p.stats(), blks.len);
 }
 
 const Worker = struct {
@@ -546,34 +483,33 @@ const Worker = struct {
         for (0..3000) |op| {
             const slot = &w.live[r.uintLessThan(usize, w.live.len)];
             if (slot.*) |b| {
-                if (!checkBlk(b) or w.pool.blockSize(b.ptr) != b.len) w.failed = true;
+                if (!b.ok() or w.pool.blockSize(b.ptr) != b.len) w.failed = true;
                 w.pool.free(b.ptr) catch {
                     w.failed = true;
                 };
                 slot.* = null;
-            } else {
-                const roll = r.uintLessThan(u32, 100);
-                const n = if (roll < 80) r.uintAtMost(usize, 1024) else if (roll < 96) r.uintAtMost(usize, max_small) else max_small + r.uintAtMost(usize, 200_000);
-                const q = w.pool.alloc(n) catch {
-                    w.failed = true;
-                    continue;
-                };
-                const b = Blk{ .ptr = q, .len = w.pool.blockSize(q) orelse 0, .tag = @truncate(w.tid * 31 + op * 7 + 1) };
-                fillBlk(b);
-                slot.* = b;
-                w.allocs += 1;
+                continue;
             }
+            const roll = r.uintLessThan(u32, 100); // 80% <= 1 KiB, 16% <= 32 KiB, 4% large
+            const n = if (roll < 80) r.uintAtMost(usize, 1024) else if (roll < 96) r.uintAtMost(usize, max_small) else max_small + r.uintAtMost(usize, 200_000);
+            const q = w.pool.alloc(n) catch {
+                w.failed = true;
+                continue;
+            };
+            slot.* = .{ .ptr = q, .len = w.pool.blockSize(q) orelse 0, .tag = @truncate(w.tid * 31 + op * 7 + 1) };
+            slot.*.?.fill();
+            w.allocs += 1;
+        }
+    }
+
+    fn trimmer(p: *CpuPool, done: *std.atomic.Value(bool)) void {
+        while (!done.load(.acquire)) {
+            p.trim();
+            _ = p.stats();
+            std.Thread.yield() catch {};
         }
     }
 };
-
-fn trimmer(p: *CpuPool, done: *std.atomic.Value(bool)) void {
-    while (!done.load(.acquire)) {
-        p.trim();
-        _ = p.stats();
-        std.Thread.yield() catch {};
-    }
-}
 
 test "8 threads of random alloc/free with a concurrent trimmer" {
     var p = CpuPool.init(testing.allocator);
@@ -585,7 +521,7 @@ test "8 threads of random alloc/free with a concurrent trimmer" {
         t.* = try std.Thread.spawn(.{}, Worker.run, .{w});
     }
     var done: std.atomic.Value(bool) = .init(false);
-    const tt = try std.Thread.spawn(.{}, trimmer, .{ &p, &done });
+    const tt = try std.Thread.spawn(.{}, Worker.trimmer, .{ &p, &done });
     for (threads) |t| t.join();
     done.store(true, .release);
     tt.join();
@@ -593,24 +529,20 @@ test "8 threads of random alloc/free with a concurrent trimmer" {
     var n: usize = 0;
     var total: u64 = 0;
     for (workers) |w| {
-        try testing.expect(!w.failed);
+        try expect(!w.failed);
         total += w.allocs;
         for (w.live) |ob| if (ob) |b| {
             all[n] = b;
             n += 1;
         };
     }
-    for (all[0..n]) |b| try testing.expect(checkBlk(b));
-    try expectDisjoint(all[0..n]);
-    try testing.expectEqual(@as(u64, n), p.stats().live_blocks);
+    for (all[0..n]) |b| try expect(b.ok());
+    try Blk.expectDisjoint(all[0..n]); // the blocks still live at the end never overlapped
+    try expect(p.stats().live_blocks == n);
     for (all[0..n]) |b| try p.free(b.ptr);
-    const st = p.stats();
-    try testing.expectEqual(total, st.allocations);
-    try testing.expectEqual(total, st.frees);
-    try testing.expectEqual(@as(u64, 0), st.bytes_in_use);
-    try testing.expectEqual(@as(u64, 0), st.live_blocks);
+    try expectIdle(p.stats(), total);
     p.trim();
-    try testing.expectEqual(@as(u64, 0), p.stats().bytes_reserved);
+    try expect(p.stats().bytes_reserved == 0);
 }
 
 test "trim returns cached memory; reserved tracks Backing exactly" {
@@ -621,16 +553,13 @@ test "trim returns cached memory; reserved tracks Backing exactly" {
     var ptrs: [600][*]u8 = undefined;
     for (&ptrs, 0..) |*q, i| q.* = try p.alloc(if (i % 10 == 0) 40_000 + r.uintAtMost(usize, 500_000) else r.uintAtMost(usize, 8000));
     for (ptrs) |q| try p.free(q);
-    var st = p.stats();
-    try testing.expect(st.bytes_reserved > 0);
-    try testing.expectEqual(B.mapped.load(.monotonic), st.bytes_reserved);
+    try expect(p.stats().bytes_reserved > 0 and p.stats().bytes_reserved == B.mapped.load(.monotonic));
     p.trim();
-    st = p.stats();
-    try testing.expectEqual(@as(u64, 0), st.bytes_reserved);
-    try testing.expectEqual(@as(usize, 0), B.mapped.load(.monotonic));
+    try expect(p.stats().bytes_reserved == 0 and B.mapped.load(.monotonic) == 0);
 
-    // Mostly-large live set: after trim the excess is at most one partially used slab per small
-    // class in use (here 4 classes, <= 1 MiB) against ~70 MiB of large blocks.
+    // Mostly-large live set. After trim, reserved - in_use <= (partially used slabs) * slab_size
+    // - (small bytes in use): here 4 classes (<= 256 B) in one slab each, <= 1 MiB against
+    // ~70 MiB of large blocks, which are exact after trim (cache empty).
     var large: [64][*]u8 = undefined;
     var small: [2000][*]u8 = undefined;
     for (&large, 0..) |*q, i| q.* = try p.alloc((1 << 20) + r.uintAtMost(usize, 2 << 20) + i);
@@ -638,12 +567,11 @@ test "trim returns cached memory; reserved tracks Backing exactly" {
     for (large, 0..) |q, i| if (i % 2 == 0) try p.free(q);
     for (small, 0..) |q, i| if (i % 10 != 0) try p.free(q);
     p.trim();
-    st = p.stats();
-    try testing.expect(st.bytes_in_use > 0);
-    try testing.expect(@as(f64, @floatFromInt(st.bytes_reserved)) <= 1.05 * @as(f64, @floatFromInt(st.bytes_in_use)));
-    try testing.expectEqual(B.mapped.load(.monotonic), st.bytes_reserved);
+    const st = p.stats();
+    try expect(st.bytes_in_use > 0 and st.bytes_reserved == B.mapped.load(.monotonic));
+    try expect(@as(f64, @floatFromInt(st.bytes_reserved)) <= 1.05 * @as(f64, @floatFromInt(st.bytes_in_use)));
     p.deinit(); // live blocks included
-    try testing.expectEqual(@as(usize, 0), B.mapped.load(.monotonic));
+    try expect(B.mapped.load(.monotonic) == 0);
 }
 
 test "setLimit: LimitExceeded changes nothing; freeing makes room" {
@@ -652,7 +580,7 @@ test "setLimit: LimitExceeded changes nothing; freeing makes room" {
     p.setLimit(1 << 20);
     const a = try p.alloc(512 << 10);
     const before = p.stats();
-    try testing.expectEqual(@as(u64, 1 << 20), before.limit);
+    try expect(before.limit == 1 << 20);
     try testing.expectError(error.LimitExceeded, p.alloc(600 << 10));
     try testing.expectEqual(before, p.stats());
     try p.free(a);
@@ -673,20 +601,19 @@ test "invalid frees return InvalidPointer and change nothing" {
     defer p.deinit();
     const s = try p.alloc(16);
     const l = try p.alloc(100_000);
-    const before = p.stats();
     var local: [64]u8 align(64) = undefined;
     const heap = try testing.allocator.alloc(u8, 64);
     defer testing.allocator.free(heap);
-    const bad = [_][*]u8{ &local, heap.ptr, s + 1, s + 64, s + 4096, l + 64, l + 4096, l + 100_000 };
-    for (bad) |q| {
+    const before = p.stats();
+    for ([_][*]u8{ &local, heap.ptr, s + 1, s + 64, s + 4096, l + 64, l + 4096, l + 100_000 }) |q| {
         try testing.expectError(error.InvalidPointer, p.free(q));
-        try testing.expectEqual(@as(?usize, null), p.blockSize(q));
+        try expect(p.blockSize(q) == null);
     }
     try testing.expectEqual(before, p.stats());
     try p.free(s);
     try p.free(l);
     const after = p.stats();
-    try testing.expectError(error.InvalidPointer, p.free(s));
+    try testing.expectError(error.InvalidPointer, p.free(s)); // double frees
     try testing.expectError(error.InvalidPointer, p.free(l));
     try testing.expectEqual(after, p.stats());
 }
@@ -694,24 +621,18 @@ test "invalid frees return InvalidPointer and change nothing" {
 test "pool hits and misses" {
     var p = CpuPool.init(testing.allocator);
     defer p.deinit();
-    const a = try p.alloc(16);
-    const b = try p.alloc(16);
-    try testing.expectEqual(@as(u64, 1), p.stats().pool_misses);
-    try testing.expectEqual(@as(u64, 1), p.stats().pool_hits);
+    const a = try p.alloc(16); // miss: maps a slab
+    const b = try p.alloc(16); // hit
     try p.free(a);
-    try p.free(try p.alloc(16));
-    try testing.expectEqual(@as(u64, 2), p.stats().pool_hits);
-    const l = try p.alloc(1 << 20);
+    try p.free(try p.alloc(16)); // hit: reuse after free
+    try expect(p.stats().pool_misses == 1 and p.stats().pool_hits == 2);
+    const l = try p.alloc(1 << 20); // miss
     try p.free(l);
-    const l2 = try p.alloc((1 << 20) - 100);
-    try testing.expectEqual(l, l2);
-    try testing.expectEqual(@as(u64, 3), p.stats().pool_hits);
-    try testing.expectEqual(@as(u64, 2), p.stats().pool_misses);
-    const big = try p.alloc(2 << 20);
-    try p.free(big);
-    const l3 = try p.alloc(1 << 20); // the cached 2 MiB block is too big to hand out
-    try testing.expectEqual(@as(u64, 4), p.stats().pool_misses);
-    try testing.expectEqual(@as(usize, 1 << 20), p.blockSize(l3).?);
+    const l2 = try p.alloc((1 << 20) - 100); // hit: the cached block
+    try expect(l == l2 and p.stats().pool_misses == 2 and p.stats().pool_hits == 3);
+    try p.free(try p.alloc(2 << 20)); // miss
+    const l3 = try p.alloc(1 << 20); // miss: the cached 2 MiB block is too big to hand out
+    try expect(p.stats().pool_misses == 4 and p.stats().pool_hits == 3 and p.blockSize(l3).? == 1 << 20);
     for ([_][*]u8{ b, l2, l3 }) |q| try p.free(q);
 }
 
@@ -730,7 +651,7 @@ test "failing Backing or metadata allocator gives OutOfMemory and changes nothin
     try testing.expectEqual(before, p.stats());
     try p.free(a);
     p.deinit();
-    try testing.expectEqual(@as(usize, 0), B.mapped.load(.monotonic));
+    try expect(B.mapped.load(.monotonic) == 0);
 
     var fa = std.testing.FailingAllocator.init(testing.allocator, .{ .fail_index = 0 });
     var q = CpuPool.init(fa.allocator());

@@ -1,0 +1,47 @@
+// Shared bench plumbing: run mitata, then print a compact median table (what the targets in the
+// docs are stated in) with each row's ratio to its peer from the same run.
+import { run } from "mitata";
+
+export interface Row {
+  name: string;
+  p50: number;
+  avg: number;
+}
+
+/** Runs the registered mitata benchmarks and returns median/mean per benchmark (ns). */
+export async function runAll(): Promise<Row[]> {
+  const res = await run({ format: process.env.BENCH_FORMAT === "json" ? "json" : "mitata" });
+  const rows: Row[] = [];
+  for (const b of res.benchmarks) {
+    for (const r of b.runs) {
+      if (r.stats) rows.push({ name: r.name, p50: r.stats.p50, avg: r.stats.avg });
+    }
+  }
+  return rows;
+}
+
+/** Prints rows as a markdown table; `peer` maps a row name to the name of its peer row. */
+export function printTable(title: string, rows: Row[], peer: Record<string, string> = {}): void {
+  const by = new Map(rows.map((r) => [r.name, r]));
+  const fmt = (ns: number) => (ns < 1e3 ? `${ns.toFixed(1)} ns` : ns < 1e6 ? `${(ns / 1e3).toFixed(2)} µs` : `${(ns / 1e6).toFixed(2)} ms`);
+  console.log(`\n### ${title}\n`);
+  console.log("| benchmark | median | mean | vs peer |");
+  console.log("| --- | ---: | ---: | --- |");
+  for (const r of rows) {
+    const p = peer[r.name] ? by.get(peer[r.name]!) : undefined;
+    const ratio = p ? `${(r.p50 / p.p50).toFixed(2)}x of "${p.name}"` : "";
+    console.log(`| ${r.name} | ${fmt(r.p50)} | ${fmt(r.avg)} | ${ratio} |`);
+  }
+}
+
+/** One line describing the machine and build, printed at the top of every bench. */
+export function header(caps: { simd: string; cores: number }): string {
+  const cpu = (() => {
+    try {
+      return /model name\s*:\s*(.*)/.exec(require("node:fs").readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? process.arch;
+    } catch {
+      return process.arch;
+    }
+  })();
+  return `${new Date().toISOString().slice(0, 10)} · ${cpu} · ${caps.cores} cores · SIMD ${caps.simd} · Bun ${Bun.version}`;
+}

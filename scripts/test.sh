@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every test: the Zig engine's unit tests (Debug, safety checks on; every SIMD level this CPU
+# runs), the TypeScript type check, then `bun test`. Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp -d)
+zig_pass=0; zig_fail=0; ts_pass=0; ts_fail=0; status=0
+
+python3 -m ziglang build test --summary all >"$log/zig.txt" 2>&1 || status=1
+grep -E "^\S*\s*\+- run test|error:" "$log/zig.txt" | head -40
+while read -r p f; do zig_pass=$((zig_pass + p)); zig_fail=$((zig_fail + f)); done < <(
+  grep -oE "run test [^ ]+ [0-9]+ pass(, [0-9]+ fail)?" "$log/zig.txt" |
+    sed -E 's/.* ([0-9]+) pass(, ([0-9]+) fail)?/\1 \3/' | awk '{print $1, ($2 == "" ? 0 : $2)}')
+if [ "$status" -ne 0 ] && [ "$zig_fail" -eq 0 ]; then zig_fail=1; tail -30 "$log/zig.txt"; fi
+echo "zig: $zig_pass passed, $zig_fail failed"
+
+if ! bunx tsc --noEmit -p . >"$log/tsc.txt" 2>&1; then
+  status=1; ts_fail=$((ts_fail + 1)); echo "typecheck failed:"; head -40 "$log/tsc.txt"
+else
+  ts_pass=$((ts_pass + 1)); echo "typecheck: ok"
+fi
+
+bun test "$@" 2>&1 | tee "$log/bun.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+bp=$(grep -oE "^ *[0-9]+ pass$" "$log/bun.txt" | tail -1 | grep -oE "[0-9]+" || echo 0)
+bf=$(grep -oE "^ *[0-9]+ fail$" "$log/bun.txt" | tail -1 | grep -oE "[0-9]+" || echo 0)
+ts_pass=$((ts_pass + bp)); ts_fail=$((ts_fail + bf))
+if [ "$status" -ne 0 ] && [ "$ts_fail" -eq 0 ] && [ "$zig_fail" -eq 0 ]; then ts_fail=1; fi
+
+echo "$((zig_pass + ts_pass)) passed, $((zig_fail + ts_fail)) failed"
+exit $status
