@@ -105,6 +105,17 @@ function typedDType(x: unknown): DType | "f64" | undefined {
 
 /** Shape of nested arrays; ShapeError for ragged input, DTypeError for non-numbers. */
 function inferNested(data: NestedInput, op: string): { shape: number[]; flat: Float64Array; allBool: boolean } {
+  // Fast path: a flat array of numbers.
+  const arr = data as readonly unknown[];
+  const n = arr.length;
+  const flat1 = new Float64Array(n);
+  let i = 0;
+  for (; i < n; i++) {
+    const v = arr[i];
+    if (typeof v !== "number") break;
+    flat1[i] = v;
+  }
+  if (i === n) return { shape: [n], flat: flat1, allBool: false };
   const shape: number[] = [];
   let probe: NestedInput = data;
   while (Array.isArray(probe)) {

@@ -3,8 +3,7 @@
  * elements show the first and last 3 entries of each long axis around `...`.
  * @module
  */
-import { toArrayBuffer } from "bun:ffi";
-import { borrowedRelease } from "./native.ts";
+import { borrowedArrayBuffer } from "./native.ts";
 import type { Tensor } from "./tensor.ts";
 
 const THRESHOLD = 1000;
@@ -13,7 +12,7 @@ const EDGE = 3;
 /** Reads single elements (by element offset into the storage) as numbers. */
 function reader(t: Tensor): (off: number) => number {
   const s = t._live("toString");
-  const ab = toArrayBuffer(s.ptr, 0, s.nbytes, s.ptr, borrowedRelease);
+  const ab = borrowedArrayBuffer(s.ptr, 0, s.nbytes);
   switch (t._dt.name) {
     case "bf16": {
       const u16 = new Uint16Array(ab);

@@ -46,7 +46,14 @@ async function prebuiltPath(): Promise<string | undefined> {
   return undefined;
 }
 
-type Symbols = Library<typeof symbols>["symbols"];
+/** bun:ffi types by name, as this library passes them: pointers as plain numbers or typed arrays. */
+type ArgOf<T> = T extends "ptr" ? number | ArrayBufferView | null : T extends "bool" ? boolean : number;
+type RetOf<T> = T extends "void" ? void : T extends "ptr" ? number | null : T extends "bool" ? boolean : number;
+type Symbols = {
+  [K in keyof typeof symbols]: (typeof symbols)[K] extends { args: infer A extends readonly string[]; returns: infer R }
+    ? (...args: { [I in keyof A]: ArgOf<A[I]> }) => RetOf<R>
+    : never;
+};
 
 interface Opened {
   lib: Library<typeof symbols>;
@@ -96,13 +103,30 @@ async function load(): Promise<Opened> {
 const opened = await load();
 
 /** The raw exports of libbitnet (see zig/root.zig). */
-export const sym: Symbols = opened.lib.symbols;
+export const sym = opened.lib.symbols as unknown as Symbols;
 
 /** Where the library came from (reported by deviceCapabilities). */
 export const libraryInfo = { path: opened.path, source: opened.source, abi: ABI_VERSION } as const;
 
 /** Address of the no-op deallocator passed to toArrayBuffer (memory is owned by the pool). */
-export const borrowedRelease: number = (sym.bn_borrowed_release as unknown as { ptr: number }).ptr;
+const borrowedRelease: number = (opened.lib.symbols.bn_borrowed_release as unknown as { ptr: number }).ptr;
+
+const toArrayBufferWithDeallocator = toArrayBuffer as unknown as (
+  ptr: number,
+  byteOffset: number,
+  byteLength: number,
+  context: number,
+  deallocator: number,
+) => ArrayBuffer;
+
+/**
+ * A zero-copy ArrayBuffer over `byteLength` bytes of engine memory at `ptr + byteOffset`. It
+ * borrows: collecting it frees nothing (an explicit no-op deallocator), so the caller must keep
+ * the memory alive for as long as the buffer is reachable.
+ */
+export function borrowedArrayBuffer(ptr: number, byteOffset: number, byteLength: number): ArrayBuffer {
+  return toArrayBufferWithDeallocator(ptr, byteOffset, byteLength, ptr, borrowedRelease);
+}
 
 // ------------------------------------------------------------------------------------------------
 // Mailbox: this thread's scratch area for array arguments and outputs.
@@ -111,8 +135,8 @@ export const borrowedRelease: number = (sym.bn_borrowed_release as unknown as { 
 const mbPtr = sym.bn_mailbox();
 if (!mbPtr) throw new NativeError("load", "the engine could not allocate its thread mailbox");
 /** f64 slots of the mailbox (indices in `MB`). */
-export const mb = new Float64Array(toArrayBuffer(mbPtr, 0, 256 * 8, mbPtr, borrowedRelease));
-const mbMsg = new Uint8Array(toArrayBuffer(mbPtr, 256 * 8, 1024, mbPtr, borrowedRelease));
+export const mb = new Float64Array(borrowedArrayBuffer(mbPtr, 0, 256 * 8));
+const mbMsg = new Uint8Array(borrowedArrayBuffer(mbPtr, 256 * 8, 1024));
 const decoder = new TextDecoder();
 
 export { MB };

@@ -4,12 +4,11 @@
  * that reads or writes elements makes one native call with a descriptor.
  * @module
  */
-import { toArrayBuffer } from "bun:ffi";
 import { DTypeCode } from "./abi.gen.ts";
 import { type DType, type DTypeInfo, type DataArray, dtypeInfo } from "./dtype.ts";
 import { DeviceError, DisposedTensorError, ShapeError, fmtShape } from "./errors.ts";
 import { Storage, allocate, release } from "./memory.ts";
-import { borrowedRelease, check, putLayout, sym } from "./native.ts";
+import { borrowedArrayBuffer, check, putLayout, sym } from "./native.ts";
 import {
   broadcastStrides,
   checkShape,
@@ -136,7 +135,7 @@ export class Tensor {
     const Ctor = this._dt.array;
     if (n === 0) return (this._data = new Ctor(new ArrayBuffer(0)));
     const byteOffset = this._offset * this._dt.size;
-    const ab = toArrayBuffer(s.ptr, byteOffset, n * this._dt.size, s.ptr, borrowedRelease);
+    const ab = borrowedArrayBuffer(s.ptr, byteOffset, n * this._dt.size);
     (ab as unknown as Record<symbol, Storage>)[kStorage] = s;
     s.exported = true;
     return (this._data = new Ctor(ab, 0, n));
@@ -361,7 +360,12 @@ export class Tensor {
         }
         offset += (spec < 0 ? spec + dim : spec) * st[ax]!;
       } else if (Array.isArray(spec)) {
-        const [start, stop, step] = resolveRange(spec, dim, ax, this._shape);
+        const step = spec[2] ?? 1;
+        if (!Number.isInteger(step) || step === 0) {
+          throw new ShapeError("slice", `step ${String(spec[2])} for axis ${ax} of ${fmtShape(this._shape)} must be a nonzero integer`);
+        }
+        const start = step > 0 ? bound(spec[0], 0, 0, dim, dim, "start", ax) : bound(spec[0], dim - 1, -1, dim - 1, dim, "start", ax);
+        const stop = step > 0 ? bound(spec[1], dim, 0, dim, dim, "stop", ax) : bound(spec[1], -1, -1, dim - 1, dim, "stop", ax);
         const len = rangeLength(start, stop, step);
         if (len > 0) offset += start * st[ax]!;
         shape.push(len);
@@ -442,19 +446,12 @@ export class Tensor {
   }
 }
 
-function resolveRange(spec: readonly (number | null | undefined)[], dim: number, ax: number, shape: readonly number[]): [number, number, number] {
-  const step = spec[2] ?? 1;
-  if (!Number.isInteger(step) || step === 0) {
-    throw new ShapeError("slice", `step ${String(spec[2])} for axis ${ax} of ${fmtShape(shape)} must be a nonzero integer`);
-  }
-  const norm = (v: number | null | undefined, dflt: number, lo: number, hi: number, what: string): number => {
-    if (v === null || v === undefined) return dflt;
-    if (!Number.isInteger(v)) throw new ShapeError("slice", `${what} ${String(v)} for axis ${ax} must be an integer`);
-    const x = v < 0 ? v + dim : v;
-    return Math.min(Math.max(x, lo), hi);
-  };
-  if (step > 0) return [norm(spec[0], 0, 0, dim, "start"), norm(spec[1], dim, 0, dim, "stop"), step];
-  return [norm(spec[0], dim - 1, -1, dim - 1, "start"), norm(spec[1], -1, -1, dim - 1, "stop"), step];
+/** One bound of a range, Python-style: negative counts from the end, then clamped to [lo, hi]. */
+function bound(v: number | null | undefined, dflt: number, lo: number, hi: number, dim: number, what: string, ax: number): number {
+  if (v === null || v === undefined) return dflt;
+  if (!Number.isInteger(v)) throw new ShapeError("slice", `${what} ${String(v)} for axis ${ax} must be an integer`);
+  const x = v < 0 ? v + dim : v;
+  return x < lo ? lo : x > hi ? hi : x;
 }
 
 function rangeLength(start: number, stop: number, step: number): number {

@@ -73,7 +73,8 @@ export class Ref {
     return Ref.build(shape, (idx) => this.at(this.shape.map((d, i) => (d === 1 ? 0 : idx[off + i]!))));
   }
 
-  toNested(): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  toNested(): any {
     if (this.shape.length === 0) return this.data[0];
     let pos = 0;
     const rec = (ax: number): unknown[] =>
