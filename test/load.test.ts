@@ -1,12 +1,21 @@
 // A missing or wrong native library is a clear NativeError naming the platform, never a crash.
 // Each case runs in a fresh Bun process, since the library is opened once at import.
-import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { symbols } from "../src/abi.gen.ts";
 
 const entry = join(import.meta.dir, "..", "src", "index.ts");
+const temps: string[] = [];
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+});
 
 function importWith(env: Record<string, string>): { code: number; out: string } {
   const script = `try { await import(${JSON.stringify(entry)}); console.log("LOADED"); } catch (e) { console.log(e.name + ": " + e.message); process.exit(3); }`;
@@ -25,7 +34,7 @@ describe("loading the native library", () => {
   });
 
   test("BITNET_BUN_LIB pointing at something that is not a library", () => {
-    const dir = mkdtempSync(join(tmpdir(), "bitnet-load-"));
+    const dir = tempDir("bitnet-load-");
     const bogus = join(dir, "libbitnet.so");
     writeFileSync(bogus, "not an ELF file\n");
     const r = importWith({ BITNET_BUN_LIB: bogus });
@@ -34,7 +43,7 @@ describe("loading the native library", () => {
   });
 
   test("a library with the right symbols but another ABI version", () => {
-    const dir = mkdtempSync(join(tmpdir(), "bitnet-abi-"));
+    const dir = tempDir("bitnet-abi-");
     const c = Object.keys(symbols)
       .map((s) => (s === "bn_abi_version" ? "unsigned bn_abi_version(void) { return 999; }" : `int ${s}(void) { return 0; }`))
       .join("\n");
@@ -45,6 +54,18 @@ describe("loading the native library", () => {
     const r = importWith({ BITNET_BUN_LIB: lib });
     expect(r.code).toBe(3);
     expect(r.out).toContain("speaks ABI 999 but this bitnet-bun expects ABI");
+  });
+
+  test("no library anywhere: the error names the platform and what was looked for", () => {
+    // A copy of src/ with no prebuilds/ and no zig-out/ beside it.
+    const dir = tempDir("bitnet-nolib-");
+    Bun.spawnSync(["cp", "-r", join(import.meta.dir, "..", "src"), join(dir, "src")]);
+    const script = `try { await import(${JSON.stringify(join(dir, "src", "index.ts"))}); } catch (e) { console.log(e.name + ": " + e.message); process.exit(3); }`;
+    const r = Bun.spawnSync([process.execPath, "-e", script], { env: { ...process.env, BITNET_BUN_LIB: "" } });
+    const out = r.stdout.toString();
+    expect(r.exitCode).toBe(3);
+    expect(out).toContain(`NativeError: load: no bitnet-bun native library for platform ${platform}`);
+    expect(out).toContain(join(dir, "zig-out", "lib"));
   });
 
   test("the normal lookup loads", () => {

@@ -1,12 +1,22 @@
 // Users install the packed tarball with `bun add` (no Zig, no path back into this repo), and a
 // `bun build --compile` executable carries the native library inside it.
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
 const platform = `${process.platform}-${process.arch}`;
+
+const temps: string[] = [];
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+});
 
 function run(cmd: string[], cwd: string, env: Record<string, string | undefined> = {}) {
   const r = Bun.spawnSync(cmd, { cwd, env: { ...process.env, BITNET_BUN_LIB: undefined, ...env } });
@@ -26,7 +36,7 @@ describe("shipping", () => {
   let project = "";
 
   test("npm pack -> bun add <tarball> in a fresh project -> import and compute", () => {
-    const out = mkdtempSync(join(tmpdir(), "bitnet-pack-"));
+    const out = tempDir("bitnet-pack-");
     // prepack cross-compiles the four prebuilt libraries into prebuilds/.
     const pack = run(["bun", "pm", "pack", "--destination", out, "--quiet"], root);
     expect(pack.code).toBe(0);
@@ -38,7 +48,7 @@ describe("shipping", () => {
     expect(list).not.toContain("package/zig/");
     expect(list).not.toContain("package/test/");
 
-    project = mkdtempSync(join(tmpdir(), "bitnet-user-"));
+    project = tempDir("bitnet-user-");
     writeFileSync(join(project, "package.json"), JSON.stringify({ name: "user-app", private: true, type: "module" }));
     writeFileSync(join(project, "app.ts"), APP);
     const add = run(["bun", "add", tarball], project);
@@ -57,7 +67,7 @@ describe("shipping", () => {
     const exe = join(project, "app-bin");
     const build = run(["bun", "build", "--compile", "app.ts", "--outfile", exe], project);
     expect(build.code).toBe(0);
-    const elsewhere = mkdtempSync(join(tmpdir(), "bitnet-exe-"));
+    const elsewhere = tempDir("bitnet-exe-");
     cpSync(exe, join(elsewhere, "app-bin"));
     rmSync(project, { recursive: true, force: true }); // nothing left to load from
     expect(existsSync(project)).toBe(false);

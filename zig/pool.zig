@@ -27,6 +27,9 @@
 //! well (for an exact peak and limit), 4 RMWs, at 6-9 ns each on the 2-core test machine.
 //! Accounting: all counters are plain fields under the lock, so stats() is always exact.
 //! bytes_in_use counts rounded block sizes; bytes_reserved counts slabs + large blocks mapped.
+//! After trim(), bytes_reserved - bytes_in_use is only the free blocks of partially used slabs
+//! (< slab_size per such slab, so at most a few slabs per small class in use when frees are not
+//! scattered); large blocks are then exact. So reserved ~= in_use when the live set is mostly large.
 const std = @import("std");
 const os = @import("os.zig");
 
@@ -47,6 +50,9 @@ pub const PoolStats = extern struct {
 
 /// Host memory from the OS.
 pub const HostBacking = struct {
+    /// 64 KiB slabs: a few small survivors pin little memory after trim() (the 1.05 bound), and
+    /// 64 KiB is a multiple of every page size we ship for (4 KiB, 16 KiB on Apple Silicon).
+    pub const slab_size: usize = 64 * 1024;
     pub fn map(len: usize, alignment: usize) ?[*]u8 {
         return os.mapAligned(len, alignment);
     }
@@ -398,15 +404,20 @@ fn expectIdle(st: PoolStats, allocations: u64) !void {
     try expect(st.bytes_in_use == 0 and st.live_blocks == 0 and st.allocations == allocations and st.frees == allocations);
 }
 
+/// A test block: filled with `tag`, with a unique `id` in its first and last 8 bytes.
 const Blk = struct {
     ptr: [*]u8,
     len: usize,
     tag: u8,
+    id: u64 = 0,
     fn fill(b: Blk) void {
         @memset(b.ptr[0..b.len], b.tag);
+        std.mem.writeInt(u64, b.ptr[0..8], b.id, .little);
+        std.mem.writeInt(u64, b.ptr[b.len - 8 ..][0..8], b.id, .little);
     }
     fn ok(b: Blk) bool {
-        return std.mem.allEqual(u8, b.ptr[0..b.len], b.tag);
+        return std.mem.allEqual(u8, b.ptr[8 .. b.len - 8], b.tag) and std.mem.readInt(u64, b.ptr[0..8], .little) == b.id and
+            std.mem.readInt(u64, b.ptr[b.len - 8 ..][0..8], .little) == b.id;
     }
     fn less(_: void, a: Blk, b: Blk) bool {
         return @intFromPtr(a.ptr) < @intFromPtr(b.ptr);
@@ -461,7 +472,7 @@ test "every byte of many live mixed blocks is writable and private" {
     var blks: [400]Blk = undefined;
     for (&blks, 0..) |*b, i| {
         const q = try p.alloc(rng.random().uintAtMost(usize, if (i % 20 == 0) 300_000 else 4096));
-        b.* = .{ .ptr = q, .len = p.blockSize(q).?, .tag = @truncate(i * 7 + 1) };
+        b.* = .{ .ptr = q, .len = p.blockSize(q).?, .tag = @truncate(i * 7 + 1), .id = i };
         b.fill();
     }
     for (blks) |b| try expect(b.ok());
@@ -496,7 +507,8 @@ const Worker = struct {
                 w.failed = true;
                 continue;
             };
-            slot.* = .{ .ptr = q, .len = w.pool.blockSize(q) orelse 0, .tag = @truncate(w.tid * 31 + op * 7 + 1) };
+            const len = w.pool.blockSize(q) orelse 64;
+            slot.* = .{ .ptr = q, .len = len, .tag = @truncate(w.tid * 31 + op * 7 + 1), .id = w.tid << 32 | op };
             slot.*.?.fill();
             w.allocs += 1;
         }
