@@ -56,6 +56,8 @@ export function generate(): string {
   const rootSrc = read("zig/root.zig");
   const exports = parseExports(rootSrc);
   const abi = /pub const abi_version: u32 = (\d+);/.exec(rootSrc)?.[1];
+  const stage = /pub const stage_len = (\d+);/.exec(rootSrc)?.[1];
+  if (!stage) throw new Error("stage_len not found in zig/root.zig");
   if (!abi) throw new Error("abi_version not found in zig/root.zig");
   const mbBlock = /pub const mb = struct \{([\s\S]*?)\n\};/.exec(rootSrc)?.[1] ?? "";
   const slots = [...mbBlock.matchAll(/pub const (\w+) = (\d+);/g)].map((m) => [m[1]!, Number(m[2])] as const);
@@ -71,6 +73,9 @@ export function generate(): string {
 // zig/cpu/features.zig. Do not edit: run \`bun scripts/gen-abi.ts\` (test/abi.test.ts checks it is current).
 
 export const ABI_VERSION = ${abi};
+
+/** f64 elements of the mailbox staging area (after 256 f64 slots and a 1 KiB message). */
+export const STAGE_LEN = ${stage};
 
 /** Status codes returned by every export (zig/status.zig). */
 export const Status = ${obj(status)};

@@ -3,6 +3,9 @@
 
 export const ABI_VERSION = 1;
 
+/** f64 elements of the mailbox staging area (after 256 f64 slots and a 1 KiB message). */
+export const STAGE_LEN = 1024;
+
 /** Status codes returned by every export (zig/status.zig). */
 export const Status = {
   ok: 0,

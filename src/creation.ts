@@ -7,7 +7,7 @@ import { DTypeCode } from "./abi.gen.ts";
 import { type DType, type DTypeInfo, dtypeInfo } from "./dtype.ts";
 import { DTypeError, ShapeError, ValueError, fmtShape } from "./errors.ts";
 import { deviceIndex } from "./memory.ts";
-import { check, putLayout, sym } from "./native.ts";
+import { STAGE_LEN, check, putLayout, stage, stagePtr, sym } from "./native.ts";
 import { checkShape, sizeOf } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
 
@@ -103,19 +103,23 @@ function typedDType(x: unknown): DType | "f64" | undefined {
   return undefined;
 }
 
-/** Shape of nested arrays; ShapeError for ragged input, DTypeError for non-numbers. */
-function inferNested(data: NestedInput, op: string): { shape: number[]; flat: Float64Array; allBool: boolean } {
+/**
+ * Shape and values of nested arrays (ShapeError for ragged input, DTypeError for non-numbers).
+ * Values go to the mailbox's staging area when they fit (no temporary array), else to a new
+ * Float64Array.
+ */
+function readNested(data: readonly NestedInput[], op: string): { shape: number[]; flat: Float64Array; allBool: boolean } {
   // Fast path: a flat array of numbers.
-  const arr = data as readonly unknown[];
-  const n = arr.length;
-  const flat1 = new Float64Array(n);
-  let i = 0;
-  for (; i < n; i++) {
-    const v = arr[i];
-    if (typeof v !== "number") break;
-    flat1[i] = v;
+  const n = data.length;
+  if (n <= STAGE_LEN) {
+    let i = 0;
+    for (; i < n; i++) {
+      const v = data[i];
+      if (typeof v !== "number") break;
+      stage[i] = v;
+    }
+    if (i === n) return { shape: [n], flat: stage, allBool: false };
   }
-  if (i === n) return { shape: [n], flat: flat1, allBool: false };
   const shape: number[] = [];
   let probe: NestedInput = data;
   while (Array.isArray(probe)) {
@@ -123,7 +127,8 @@ function inferNested(data: NestedInput, op: string): { shape: number[]; flat: Fl
     if (probe.length === 0) break;
     probe = probe[0]!;
   }
-  const flat = new Float64Array(sizeOf(shape));
+  const size = sizeOf(shape);
+  const flat = size <= STAGE_LEN ? stage : new Float64Array(size);
   let pos = 0;
   let allBool = true;
   const walk = (x: NestedInput, axis: number, path: string): void => {
@@ -143,7 +148,7 @@ function inferNested(data: NestedInput, op: string): { shape: number[]; flat: Fl
     for (let i = 0; i < x.length; i++) walk(x[i]!, axis + 1, `${path}[${i}]`);
   };
   walk(data, 0, "");
-  return { shape, flat, allBool: allBool && flat.length > 0 };
+  return { shape, flat, allBool: allBool && size > 0 };
 }
 
 /**
@@ -153,43 +158,48 @@ function inferNested(data: NestedInput, op: string): { shape: number[]; flat: Fl
  */
 export function tensor(data: NestedInput | AnyTyped, opts?: TensorOptions): Tensor {
   const op = "tensor";
-  let src: AnyTyped;
+  let src: AnyTyped | number; // a JS array, or the staging area's address
   let srcType: DType | "f64";
+  let n: number;
   let shape: number[];
   let inferred: DType = "f32";
-  const td = typedDType(data);
-  if (td !== undefined) {
-    src = data as AnyTyped;
-    srcType = td;
-    shape = [src.length];
-    if (td !== "f64") inferred = td;
-  } else if (typeof data === "number" || typeof data === "boolean") {
-    src = new Float64Array([Number(data)]);
-    srcType = "f64";
-    shape = [];
-    if (typeof data === "boolean") inferred = "bool";
-  } else if (Array.isArray(data)) {
-    const r = inferNested(data, op);
-    src = r.flat;
+  if (Array.isArray(data)) {
+    const r = readNested(data, op);
+    n = sizeOf(r.shape);
+    src = r.flat === stage ? stagePtr : r.flat;
     srcType = "f64";
     shape = r.shape;
     if (r.allBool) inferred = "bool";
-  } else if (typeof data === "bigint" || data instanceof BigInt64Array || data instanceof BigUint64Array) {
-    throw new DTypeError(op, "BigInt data is not supported (no 64-bit integer dtypes); convert to numbers or Int32Array");
+  } else if (typeof data === "number" || typeof data === "boolean") {
+    stage[0] = Number(data);
+    src = stagePtr;
+    srcType = "f64";
+    n = 1;
+    shape = [];
+    if (typeof data === "boolean") inferred = "bool";
   } else {
-    throw new DTypeError(op, `cannot make a tensor from ${data === null ? "null" : typeof data}`);
+    const td = typedDType(data);
+    if (td === undefined) {
+      if (typeof data === "bigint" || data instanceof BigInt64Array || data instanceof BigUint64Array) {
+        throw new DTypeError(op, "BigInt data is not supported (no 64-bit integer dtypes); convert to numbers or Int32Array");
+      }
+      throw new DTypeError(op, `cannot make a tensor from ${data === null ? "null" : typeof data}`);
+    }
+    src = data as AnyTyped;
+    srcType = td;
+    n = src.length;
+    shape = [n];
+    if (td !== "f64") inferred = td;
   }
   if (opts?.shape !== undefined) {
     const want = checkShape(opts.shape, op);
-    if (sizeOf(want) !== src.length) {
-      throw new ShapeError(op, `data has ${src.length} elements but shape ${fmtShape(want)} needs ${sizeOf(want)}`);
-    }
+    if (sizeOf(want) !== n) throw new ShapeError(op, `data has ${n} elements but shape ${fmtShape(want)} needs ${sizeOf(want)}`);
     shape = want;
   }
   const { dt, dev } = resolve(op, opts, inferred);
   const t = Tensor._alloc(shape, dt, dev, op);
   return filled(t, op, (p) => {
-    putLayout([src.length], [1], [1]);
+    putLayout([n], [1], [1]);
     return sym.bn_copy(p, dt.code, src, DTypeCode[srcType], 1);
   });
 }

@@ -12,7 +12,7 @@
 import { dlopen, toArrayBuffer, type Library } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ABI_VERSION, MB, Status, symbols } from "./abi.gen.ts";
+import { ABI_VERSION, MB, STAGE_LEN, Status, symbols } from "./abi.gen.ts";
 import {
   BitNetError,
   DeviceError,
@@ -137,6 +137,11 @@ if (!mbPtr) throw new NativeError("load", "the engine could not allocate its thr
 /** f64 slots of the mailbox (indices in `MB`). */
 export const mb = new Float64Array(borrowedArrayBuffer(mbPtr, 0, 256 * 8));
 const mbMsg = new Uint8Array(borrowedArrayBuffer(mbPtr, 256 * 8, 1024));
+/** Address of this thread's staging area: up to STAGE_LEN f64 values handed to one native call. */
+export const stagePtr: number = mbPtr + 256 * 8 + 1024;
+/** The staging area as f64 (write, then pass `stagePtr` as a bn_copy source with dtype f64). */
+export const stage = new Float64Array(borrowedArrayBuffer(mbPtr, 256 * 8 + 1024, STAGE_LEN * 8));
+export { STAGE_LEN };
 const decoder = new TextDecoder();
 
 export { MB };

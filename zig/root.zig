@@ -46,7 +46,13 @@ pub const mb = struct {
 pub const Mailbox = extern struct {
     f: [256]f64,
     msg: [1024]u8,
+    /// Staging for small inputs from JS (e.g. the numbers of `bn.tensor([..])`), so they cross
+    /// without a temporary TypedArray; used as a `bn_copy` source.
+    stage: [stage_len]f64,
 };
+
+/// f64 elements of the mailbox's staging area (mirrored in src/abi.gen.ts as STAGE_LEN).
+pub const stage_len = 1024;
 
 threadlocal var tls_mailbox: ?*Mailbox = null;
 
