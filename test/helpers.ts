@@ -1,6 +1,10 @@
 // Independent float64 references for the tests: a tiny row-major array model, shape
 // arbitraries for fast-check, and exact f16/bf16 rounding written from the IEEE definitions.
+import { afterAll } from "bun:test";
 import fc from "fast-check";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { DType } from "../src/index.ts";
 
 /** A row-major float64 array: the reference every view and copy is checked against. */
@@ -162,3 +166,16 @@ export function wrapInt(x: number, d: DType): number {
 }
 
 export { f32, u32 };
+
+/** Temporary directories for this test file, removed after its tests. */
+export function tempDirs(): (prefix: string) => string {
+  const made: string[] = [];
+  afterAll(() => {
+    for (const d of made) rmSync(d, { recursive: true, force: true });
+  });
+  return (prefix) => {
+    const d = mkdtempSync(join(tmpdir(), prefix));
+    made.push(d);
+    return d;
+  };
+}

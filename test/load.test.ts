@@ -1,21 +1,13 @@
 // A missing or wrong native library is a clear NativeError naming the platform, never a crash.
 // Each case runs in a fresh Bun process, since the library is opened once at import.
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { tempDirs } from "./helpers.ts";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { symbols } from "../src/abi.gen.ts";
 
 const entry = join(import.meta.dir, "..", "src", "index.ts");
-const temps: string[] = [];
-const tempDir = (prefix: string) => {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-};
-afterAll(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs();
 
 function importWith(env: Record<string, string>): { code: number; out: string } {
   const script = `try { await import(${JSON.stringify(entry)}); console.log("LOADED"); } catch (e) { console.log(e.name + ": " + e.message); process.exit(3); }`;

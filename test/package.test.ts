@@ -1,22 +1,14 @@
 // Users install the packed tarball with `bun add` (no Zig, no path back into this repo), and a
 // `bun build --compile` executable carries the native library inside it.
-import { afterAll, describe, expect, test } from "bun:test";
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { tempDirs } from "./helpers.ts";
+import { cpSync, existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
 const platform = `${process.platform}-${process.arch}`;
 
-const temps: string[] = [];
-const tempDir = (prefix: string) => {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-};
-afterAll(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs();
 
 function run(cmd: string[], cwd: string, env: Record<string, string | undefined> = {}) {
   const r = Bun.spawnSync(cmd, { cwd, env: { ...process.env, BITNET_BUN_LIB: undefined, ...env } });

@@ -1,12 +1,11 @@
 // The README's TypeScript blocks run as written (against this checkout instead of the package).
-import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tempDirs } from "./helpers.ts";
 
 const root = join(import.meta.dir, "..");
-const dir = mkdtempSync(join(tmpdir(), "bitnet-readme-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDirs()("bitnet-readme-");
 
 const blocks = [...readFileSync(join(root, "README.md"), "utf8").matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
 
