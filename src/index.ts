@@ -43,3 +43,5 @@ export {
   NativeError,
   ValueError,
 } from "./errors.ts";
+export * from "./ops/reduce.ts";
+export * from "./ops/nn.ts";

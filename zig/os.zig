@@ -58,6 +58,32 @@ pub const Lock = struct {
     }
 };
 
+/// A mutex and condition variable (pthreads, from libc on every target we ship), for threads that
+/// sleep between jobs (zig/threads.zig).
+pub const Monitor = struct {
+    mutex: c.pthread_mutex_t = c.PTHREAD_MUTEX_INITIALIZER,
+    cond: c.pthread_cond_t = c.PTHREAD_COND_INITIALIZER,
+
+    pub fn lock(self: *Monitor) void {
+        _ = c.pthread_mutex_lock(&self.mutex);
+    }
+    pub fn unlock(self: *Monitor) void {
+        _ = c.pthread_mutex_unlock(&self.mutex);
+    }
+    /// Releases the lock, sleeps until `broadcast`, takes the lock again.
+    pub fn wait(self: *Monitor) void {
+        _ = c.pthread_cond_wait(&self.cond, &self.mutex);
+    }
+    pub fn broadcast(self: *Monitor) void {
+        _ = c.pthread_cond_broadcast(&self.cond);
+    }
+};
+
+/// Gives the processor to another thread.
+pub fn yieldCpu() void {
+    _ = c.sched_yield();
+}
+
 /// Value of an environment variable, or null.
 pub fn getenv(name: [*:0]const u8) ?[]const u8 {
     const v = c.getenv(name) orelse return null;

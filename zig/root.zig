@@ -21,6 +21,9 @@ const features = @import("cpu/features.zig");
 const dt = @import("cpu/dtype.zig");
 const strided = @import("cpu/strided.zig");
 const copy_mod = @import("cpu/copy.zig");
+const args_mod = @import("cpu/args.zig");
+const threads = @import("threads.zig");
+const Parallel = @import("cpu/parallel.zig").Parallel;
 const Table = @import("cpu/table.zig").Table;
 const DType = dt.DType;
 
@@ -98,6 +101,8 @@ const Engine = struct {
     detected: features.Detected,
     forced: bool,
     cpu_pool: pool_mod.CpuPool,
+    workers: threads.Pool,
+    par: Parallel,
 };
 
 var engine: Engine = undefined;
@@ -126,7 +131,11 @@ fn getEngine() *Engine {
             .detected = det,
             .forced = forced,
             .cpu_pool = pool_mod.CpuPool.init(std.heap.c_allocator),
+            .workers = .{},
+            .par = undefined,
         };
+        engine.workers.start(threads.configuredThreads(os.cpuCount()));
+        engine.par = engine.workers.handle();
         engine_ready.store(true, .release);
     }
     return &engine;
@@ -159,6 +168,29 @@ fn dtypeArg(code: u32) ?DType {
     return DType.fromInt(code);
 }
 
+/// Fills a k-operand layout from the mailbox: shape at `shape`, operand i's strides at
+/// `strides<i>`. Returns an error status (as from `fail`) or null.
+fn readLayout(comptime k: usize, op: []const u8, ndim: u32, layout: *strided.Layout(k)) ?i32 {
+    if (ndim > strided.max_ndim) return fail(.shape, "{s}: {d} dimensions (at most {d})", .{ op, ndim, strided.max_ndim });
+    const m = mailbox();
+    const bases = [_]usize{ mb.strides0, mb.strides1, mb.strides2, mb.strides3 };
+    layout.ndim = ndim;
+    for (0..ndim) |i| {
+        layout.shape[i] = count(m.f[mb.shape + i]) orelse return fail(.shape, "{s}: invalid dimension {d}", .{ op, m.f[mb.shape + i] });
+        inline for (0..k) |o| {
+            const v = m.f[bases[o] + i];
+            if (@floor(v) != v or !(@abs(v) < 9007199254740992.0)) return fail(.invalid_argument, "{s}: invalid stride {d}", .{ op, v });
+            layout.strides[o][i] = @intFromFloat(v);
+        }
+    }
+    return null;
+}
+
+fn dtypeOr(code: u32, op: []const u8) union(enum) { ok: DType, err: i32 } {
+    if (DType.fromInt(code)) |d| return .{ .ok = d };
+    return .{ .err = fail(.dtype, "{s}: unknown dtype code {d}", .{ op, code }) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Exports
 // ---------------------------------------------------------------------------------------------
@@ -187,7 +219,7 @@ export fn bn_init() i32 {
 }
 
 /// info[0..]: level, best detected level, forced (0/1), feature bits, cores, l1d, l2, l3 bytes,
-/// vector bits, mask of compiled levels.
+/// vector bits, mask of compiled levels, threads in the pool.
 export fn bn_capabilities() i32 {
     const e = getEngine();
     const m = mailbox();
@@ -205,6 +237,7 @@ export fn bn_capabilities() i32 {
         @floatFromInt(caches.l3),
         @floatFromInt(e.table.vector_bits),
         @floatFromInt(compiled),
+        @floatFromInt(e.par.threads),
     };
     @memcpy(m.f[mb.info..][0..rec.len], &rec);
     return ok();
@@ -276,20 +309,8 @@ export fn bn_pool_reset_peak(device: u32) i32 {
 export fn bn_copy(dst: ?*anyopaque, dst_dtype: u32, src: ?*const anyopaque, src_dtype: u32, ndim: u32) i32 {
     const dd = dtypeArg(dst_dtype) orelse return fail(.dtype, "copy: unknown dtype code {d}", .{dst_dtype});
     const sd = dtypeArg(src_dtype) orelse return fail(.dtype, "copy: unknown dtype code {d}", .{src_dtype});
-    if (ndim > strided.max_ndim) return fail(.shape, "copy: {d} dimensions (at most {d})", .{ ndim, strided.max_ndim });
-    var args: copy_mod.CopyArgs = .{
-        .dst = undefined,
-        .dst_dtype = dd,
-        .src = undefined,
-        .src_dtype = sd,
-        .layout = .{ .ndim = ndim, .shape = undefined, .strides = undefined },
-    };
-    const m = mailbox();
-    for (0..ndim) |i| {
-        args.layout.shape[i] = count(m.f[mb.shape + i]) orelse return fail(.shape, "copy: invalid dimension {d}", .{m.f[mb.shape + i]});
-        args.layout.strides[0][i] = @intFromFloat(m.f[mb.strides0 + i]);
-        args.layout.strides[1][i] = @intFromFloat(m.f[mb.strides1 + i]);
-    }
+    var args: copy_mod.CopyArgs = .{ .dst = undefined, .dst_dtype = dd, .src = undefined, .src_dtype = sd, .layout = undefined };
+    if (readLayout(2, "copy", ndim, &args.layout)) |st| return st;
     if (args.layout.size() == 0) return ok();
     args.dst = @ptrCast(dst orelse return fail(.invalid_argument, "copy: null destination", .{}));
     args.src = @ptrCast(src orelse return fail(.invalid_argument, "copy: null source", .{}));
@@ -338,8 +359,146 @@ export fn bn_random(dst: ?*anyopaque, dtype: u32, n: f64, dist: u32, seed_lo: u3
     return ok();
 }
 
+/// out = a op b (args.BinOp) with broadcasting by strides. flags bit 0: a is the scalar a_value,
+/// bit 1: b is the scalar b_value. Layout: shape, strides0 = out, strides1 = a, strides2 = b.
+export fn bn_binary(op: u32, dtype: u32, out_dtype: u32, out: ?*anyopaque, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, a_value: f64, b_value: f64, ndim: u32) i32 {
+    const bop = std.enums.fromInt(args_mod.BinOp, op) orelse return fail(.invalid_argument, "binary: unknown op {d}", .{op});
+    const d = switch (dtypeOr(dtype, "binary")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const od = switch (dtypeOr(out_dtype, "binary")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var args: args_mod.BinaryArgs = .{
+        .op = bop,
+        .dtype = d,
+        .out_dtype = od,
+        .a_scalar = flags & 1,
+        .b_scalar = (flags >> 1) & 1,
+        .a_value = a_value,
+        .b_value = b_value,
+        .out = undefined,
+        .a = undefined,
+        .b = undefined,
+        .layout = undefined,
+    };
+    if (readLayout(3, "binary", ndim, &args.layout)) |st| return st;
+    if (args.layout.size() == 0) return ok();
+    args.out = @ptrCast(out orelse return fail(.invalid_argument, "binary: null output", .{}));
+    args.a = if (args.a_scalar != 0) @ptrCast(&args.a_value) else @ptrCast(a orelse return fail(.invalid_argument, "binary: null operand", .{}));
+    args.b = if (args.b_scalar != 0) @ptrCast(&args.b_value) else @ptrCast(b orelse return fail(.invalid_argument, "binary: null operand", .{}));
+    const e = getEngine();
+    e.table.binary(&e.par, &args);
+    return ok();
+}
+
+/// out = op(x) (args.UnOp); p0, p1: clip bounds. Layout: shape, strides0 = out, strides1 = x.
+export fn bn_unary(op: u32, dtype: u32, out: ?*anyopaque, x: ?*const anyopaque, p0: f64, p1: f64, ndim: u32) i32 {
+    const uop = std.enums.fromInt(args_mod.UnOp, op) orelse return fail(.invalid_argument, "unary: unknown op {d}", .{op});
+    const d = switch (dtypeOr(dtype, "unary")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var args: args_mod.UnaryArgs = .{ .op = uop, .dtype = d, .p0 = p0, .p1 = p1, .out = undefined, .x = undefined, .layout = undefined };
+    if (readLayout(2, "unary", ndim, &args.layout)) |st| return st;
+    if (args.layout.size() == 0) return ok();
+    args.out = @ptrCast(out orelse return fail(.invalid_argument, "unary: null output", .{}));
+    args.x = @ptrCast(x orelse return fail(.invalid_argument, "unary: null operand", .{}));
+    const e = getEngine();
+    e.table.unary(&e.par, &args);
+    return ok();
+}
+
+/// Reduction (args.ReduceOp) of the trailing ndim - kept axes. Layout: shape (kept axes first),
+/// strides0 = out strides (kept axes), strides1 = input strides.
+export fn bn_reduce(op: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, kept: u32, ndim: u32, ddof: f64) i32 {
+    const rop = std.enums.fromInt(args_mod.ReduceOp, op) orelse return fail(.invalid_argument, "reduce: unknown op {d}", .{op});
+    const od = switch (dtypeOr(out_dtype, "reduce")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const id = switch (dtypeOr(in_dtype, "reduce")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    if (kept > ndim) return fail(.invalid_argument, "reduce: {d} kept axes of {d}", .{ kept, ndim });
+    var args: args_mod.ReduceArgs = .{ .op = rop, .in_dtype = id, .out_dtype = od, .kept = kept, .ddof = ddof, .out = undefined, .in = undefined, .layout = undefined };
+    if (readLayout(2, "reduce", ndim, &args.layout)) |st| return st;
+    var kept_size: usize = 1;
+    for (args.layout.shape[0..kept]) |dim| kept_size *= dim;
+    if (kept_size == 0) return ok();
+    args.out = @ptrCast(out orelse return fail(.invalid_argument, "reduce: null output", .{}));
+    args.in = @ptrCast(in orelse return fail(.invalid_argument, "reduce: null input", .{}));
+    const e = getEngine();
+    e.table.reduce(&e.par, &args);
+    return ok();
+}
+
+/// Inclusive prefix sum along the last axis. Layout: shape, strides0 = out, strides1 = in.
+export fn bn_cumsum(out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
+    const od = switch (dtypeOr(out_dtype, "cumsum")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const id = switch (dtypeOr(in_dtype, "cumsum")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var args: args_mod.ScanArgs = .{ .in_dtype = id, .out_dtype = od, .out = undefined, .in = undefined, .layout = undefined };
+    if (readLayout(2, "cumsum", ndim, &args.layout)) |st| return st;
+    if (args.layout.size() == 0) return ok();
+    args.out = @ptrCast(out orelse return fail(.invalid_argument, "cumsum: null output", .{}));
+    args.in = @ptrCast(in orelse return fail(.invalid_argument, "cumsum: null input", .{}));
+    const e = getEngine();
+    e.table.cumsum(&e.par, &args);
+    return ok();
+}
+
+/// softmax (log = 0) or logSoftmax (log = 1) along the last axis. Layout: strides0 = out, strides1 = in.
+export fn bn_softmax(out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, log: u32, ndim: u32) i32 {
+    const d = switch (dtypeOr(dtype, "softmax")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    if (!dt.isFloat(d)) return fail(.dtype, "softmax: needs a float dtype, got {t}", .{d});
+    var args: args_mod.SoftmaxArgs = .{ .dtype = d, .log = log, .out = undefined, .in = undefined, .layout = undefined };
+    if (readLayout(2, "softmax", ndim, &args.layout)) |st| return st;
+    if (args.layout.size() == 0) return ok();
+    args.out = @ptrCast(out orelse return fail(.invalid_argument, "softmax: null output", .{}));
+    args.in = @ptrCast(in orelse return fail(.invalid_argument, "softmax: null input", .{}));
+    const e = getEngine();
+    e.table.softmax(&e.par, &args);
+    return ok();
+}
+
+/// layerNorm (kind 0) or rmsNorm (kind 1) over the last axis; weight/bias may be null.
+/// Layout: strides0 = out, strides1 = in.
+export fn bn_norm(kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, weight: ?*const anyopaque, bias: ?*const anyopaque, wb_dtype: u32, eps: f64, ndim: u32) i32 {
+    const k = std.enums.fromInt(args_mod.NormKind, kind) orelse return fail(.invalid_argument, "norm: unknown kind {d}", .{kind});
+    const d = switch (dtypeOr(dtype, "norm")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const wd = switch (dtypeOr(wb_dtype, "norm")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    if (!dt.isFloat(d)) return fail(.dtype, "norm: needs a float dtype, got {t}", .{d});
+    var args: args_mod.NormArgs = .{ .kind = k, .dtype = d, .wb_dtype = wd, .eps = eps, .out = undefined, .in = undefined, .weight = @ptrCast(weight), .bias = @ptrCast(bias), .layout = undefined };
+    if (readLayout(2, "norm", ndim, &args.layout)) |st| return st;
+    if (args.layout.size() == 0) return ok();
+    args.out = @ptrCast(out orelse return fail(.invalid_argument, "norm: null output", .{}));
+    args.in = @ptrCast(in orelse return fail(.invalid_argument, "norm: null input", .{}));
+    const e = getEngine();
+    e.table.norm(&e.par, &args);
+    return ok();
+}
+
 test {
     _ = os;
+    _ = threads;
     _ = pool_mod;
     _ = features;
 }

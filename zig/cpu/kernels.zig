@@ -10,6 +10,11 @@ const dt = @import("dtype.zig");
 const copy_mod = @import("copy.zig");
 const fill_mod = @import("fill.zig");
 const random = @import("random.zig");
+const args = @import("args.zig");
+const elementwise = @import("elementwise.zig");
+const reduce_mod = @import("reduce.zig");
+const norm_mod = @import("norm.zig");
+const Parallel = @import("parallel.zig").Parallel;
 const DType = dt.DType;
 
 pub const level: []const u8 = build_options.level;
@@ -46,6 +51,30 @@ fn randomK(out: [*]u8, dtype: DType, n: usize, dist: random.Dist, seed: u64, off
     }
 }
 
+fn binaryK(par: *const Parallel, a: *const args.BinaryArgs) callconv(.c) void {
+    elementwise.binary(vector_bits, par, a);
+}
+
+fn unaryK(par: *const Parallel, a: *const args.UnaryArgs) callconv(.c) void {
+    elementwise.unary(vector_bits, par, a);
+}
+
+fn reduceK(par: *const Parallel, a: *const args.ReduceArgs) callconv(.c) void {
+    reduce_mod.reduce(vector_bits, par, a);
+}
+
+fn cumsumK(par: *const Parallel, a: *const args.ScanArgs) callconv(.c) void {
+    reduce_mod.cumsum(vector_bits, par, a);
+}
+
+fn softmaxK(par: *const Parallel, a: *const args.SoftmaxArgs) callconv(.c) void {
+    norm_mod.softmax(vector_bits, par, a);
+}
+
+fn normK(par: *const Parallel, a: *const args.NormArgs) callconv(.c) void {
+    norm_mod.norm(vector_bits, par, a);
+}
+
 const table: Table = .{
     .level = std.fmt.comptimePrint("{s}", .{level}),
     .vector_bits = vector_bits,
@@ -54,6 +83,12 @@ const table: Table = .{
     .range = rangeK,
     .eye = eyeK,
     .random = randomK,
+    .binary = binaryK,
+    .unary = unaryK,
+    .reduce = reduceK,
+    .cumsum = cumsumK,
+    .softmax = softmaxK,
+    .norm = normK,
 };
 
 fn getTable() callconv(.c) *const Table {
@@ -70,4 +105,8 @@ test {
     _ = fill_mod;
     _ = random;
     _ = @import("strided.zig");
+    _ = @import("parallel.zig");
+    _ = elementwise;
+    _ = reduce_mod;
+    _ = norm_mod;
 }

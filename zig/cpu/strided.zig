@@ -45,6 +45,66 @@ pub fn Layout(comptime k: usize) type {
             self.ndim = out;
         }
 
+        /// Number of innermost rows (1 for 0-d and 1-d layouts).
+        pub fn rows(self: *const Self) usize {
+            if (self.ndim <= 1) return 1;
+            var n: usize = 1;
+            for (self.shape[0 .. self.ndim - 1]) |d| n *= d;
+            return n;
+        }
+
+        /// Length of the innermost rows.
+        pub fn rowLen(self: *const Self) usize {
+            return if (self.ndim == 0) 1 else self.shape[self.ndim - 1];
+        }
+
+        /// Like forEachRow, for rows [begin, end) only (threads take ranges of rows). For a 1-d
+        /// layout, [begin, end) are element indices of the single row instead.
+        pub fn forRows(self: *const Self, begin: usize, end: usize, body: anytype) void {
+            if (begin >= end) return;
+            if (self.ndim <= 1) {
+                var offs: [k]isize = @splat(0);
+                var st: [k]isize = @splat(0);
+                if (self.ndim == 1) {
+                    inline for (0..k) |op| {
+                        st[op] = self.strides[op][0];
+                        offs[op] = st[op] * @as(isize, @intCast(begin));
+                    }
+                }
+                body.row(offs, end - begin, st);
+                return;
+            }
+            const inner = self.ndim - 1;
+            var inner_strides: [k]isize = undefined;
+            inline for (0..k) |op| inner_strides[op] = self.strides[op][inner];
+            // Offsets of row `begin`: decompose its index over the outer axes.
+            var idx: [max_ndim]usize = @splat(0);
+            var offs: [k]isize = @splat(0);
+            var rem = begin;
+            var ax = inner;
+            while (ax > 0) {
+                ax -= 1;
+                idx[ax] = rem % self.shape[ax];
+                rem /= self.shape[ax];
+                inline for (0..k) |op| offs[op] += self.strides[op][ax] * @as(isize, @intCast(idx[ax]));
+            }
+            var r = begin;
+            while (true) {
+                body.row(offs, self.shape[inner], inner_strides);
+                r += 1;
+                if (r == end) return;
+                var a = inner;
+                while (a > 0) {
+                    a -= 1;
+                    idx[a] += 1;
+                    inline for (0..k) |op| offs[op] += self.strides[op][a];
+                    if (idx[a] < self.shape[a]) break;
+                    inline for (0..k) |op| offs[op] -= self.strides[op][a] * @as(isize, @intCast(self.shape[a]));
+                    idx[a] = 0;
+                }
+            }
+        }
+
         /// Calls `body.row(offsets, len, inner_strides)` for each innermost row, where offsets are
         /// the element offsets of the row's first element in each operand. Assumes size() > 0.
         pub fn forEachRow(self: *const Self, body: anytype) void {
@@ -72,6 +132,35 @@ pub fn Layout(comptime k: usize) type {
             }
         }
     };
+}
+
+test "forRows over ranges covers exactly what forEachRow covers" {
+    var l: Layout(1) = .{ .ndim = 3, .shape = undefined, .strides = undefined };
+    l.shape[0..3].* = .{ 2, 3, 2 };
+    l.strides[0][0..3].* = .{ 1, 4, 2 }; // a permuted layout over 12 elements
+    const Collect = struct {
+        seen: [12]isize = undefined,
+        n: usize = 0,
+        pub fn row(self: *@This(), offs: [1]isize, len: usize, st: [1]isize) void {
+            for (0..len) |i| {
+                self.seen[self.n] = offs[0] + @as(isize, @intCast(i)) * st[0];
+                self.n += 1;
+            }
+        }
+    };
+    var whole: Collect = .{};
+    l.forEachRow(&whole);
+    var parts: Collect = .{};
+    l.forRows(0, 2, &parts);
+    l.forRows(2, 5, &parts);
+    l.forRows(5, 6, &parts);
+    try std.testing.expectEqualSlices(isize, &whole.seen, &parts.seen);
+    var one: Layout(1) = .{ .ndim = 1, .shape = undefined, .strides = undefined };
+    one.shape[0] = 10;
+    one.strides[0][0] = -1;
+    var c: Collect = .{};
+    one.forRows(3, 7, &c);
+    try std.testing.expectEqualSlices(isize, &.{ -3, -4, -5, -6 }, c.seen[0..4]);
 }
 
 test "coalesce merges contiguous axes and drops ones" {

@@ -3,6 +3,8 @@
 const dt = @import("dtype.zig");
 const copy = @import("copy.zig");
 const random = @import("random.zig");
+const args = @import("args.zig");
+const Parallel = @import("parallel.zig").Parallel;
 const DType = dt.DType;
 
 pub const Table = extern struct {
@@ -13,4 +15,10 @@ pub const Table = extern struct {
     range: *const fn (out: [*]u8, dtype: DType, n: usize, start: f64, step: f64, has_last: bool, last: f64) callconv(.c) void,
     eye: *const fn (out: [*]u8, dtype: DType, rows: usize, cols: usize, k: isize) callconv(.c) void,
     random: *const fn (out: [*]u8, dtype: DType, n: usize, dist: random.Dist, seed: u64, offset: u64, a: f64, b: f64) callconv(.c) void,
+    binary: *const fn (par: *const Parallel, a: *const args.BinaryArgs) callconv(.c) void,
+    unary: *const fn (par: *const Parallel, a: *const args.UnaryArgs) callconv(.c) void,
+    reduce: *const fn (par: *const Parallel, a: *const args.ReduceArgs) callconv(.c) void,
+    cumsum: *const fn (par: *const Parallel, a: *const args.ScanArgs) callconv(.c) void,
+    softmax: *const fn (par: *const Parallel, a: *const args.SoftmaxArgs) callconv(.c) void,
+    norm: *const fn (par: *const Parallel, a: *const args.NormArgs) callconv(.c) void,
 };

@@ -1,0 +1,6 @@
+/**
+ * softmax, logSoftmax, layerNorm, rmsNorm.
+ * (Being written.)
+ * @module
+ */
+export {};

@@ -1,0 +1,118 @@
+//! Argument blocks of the kernel families, shared by zig/root.zig (which fills them from an
+//! export's arguments and the mailbox) and the kernel objects (which read them). Extern layout:
+//! both sides compile this file separately. Strides are in elements; pointers are element 0.
+const dt = @import("dtype.zig");
+const strided = @import("strided.zig");
+const DType = dt.DType;
+
+pub const BinOp = enum(u32) { add = 0, sub = 1, mul = 2, div = 3, pow = 4, maximum = 5, minimum = 6, eq = 7, ne = 8, lt = 9, le = 10, gt = 11, ge = 12 };
+
+pub const UnOp = enum(u32) {
+    neg = 0,
+    abs = 1,
+    exp = 2,
+    log = 3,
+    sqrt = 4,
+    rsqrt = 5,
+    sin = 6,
+    cos = 7,
+    tanh = 8,
+    erf = 9,
+    floor = 10,
+    ceil = 11,
+    round = 12,
+    sign = 13,
+    relu = 14,
+    gelu = 15,
+    gelu_tanh = 16,
+    silu = 17,
+    sigmoid = 18,
+    clip = 19, // p0 = min, p1 = max (NaN bound = none)
+    // Derivatives d/dx, evaluated at x (for autograd).
+    relu_grad = 20,
+    gelu_grad = 21,
+    gelu_tanh_grad = 22,
+    silu_grad = 23,
+    sigmoid_grad = 24,
+    tanh_grad = 25,
+};
+
+/// out = a op b. `dtype` is the dtype of a, b and the computation; `out_dtype` equals it, or is
+/// bool for comparisons. A scalar operand (a_scalar/b_scalar != 0) is the value in a_value/b_value,
+/// converted to `dtype`; its strides are ignored. layout: operand 0 = out, 1 = a, 2 = b.
+pub const BinaryArgs = extern struct {
+    op: BinOp,
+    dtype: DType,
+    out_dtype: DType,
+    a_scalar: u32,
+    b_scalar: u32,
+    a_value: f64,
+    b_value: f64,
+    out: [*]u8,
+    a: [*]const u8,
+    b: [*]const u8,
+    layout: strided.Layout(3),
+};
+
+/// out = op(x) (p0, p1: clip bounds). `dtype` of x and out. layout: 0 = out, 1 = x.
+pub const UnaryArgs = extern struct {
+    op: UnOp,
+    dtype: DType,
+    p0: f64,
+    p1: f64,
+    out: [*]u8,
+    x: [*]const u8,
+    layout: strided.Layout(2),
+};
+
+pub const ReduceOp = enum(u32) { sum = 0, mean = 1, prod = 2, min = 3, max = 4, argmin = 5, argmax = 6, variance = 7, std = 8, logsumexp = 9 };
+
+/// Reduction over the trailing axes. layout.shape = [kept axes..., reduced axes...] (kept =
+/// number of kept axes); strides[0] = out strides (only the first `kept` are used), strides[1]
+/// = input strides. Each output element reduces the `reduced` sub-box of the input.
+/// ddof: for variance/std. out_dtype: see src/ops/reduce.ts (argmin/argmax give i32).
+pub const ReduceArgs = extern struct {
+    op: ReduceOp,
+    in_dtype: DType,
+    out_dtype: DType,
+    kept: u32,
+    ddof: f64,
+    out: [*]u8,
+    in: [*]const u8,
+    layout: strided.Layout(2),
+};
+
+/// Inclusive prefix sum along the LAST axis of the layout (0 = out, 1 = in).
+pub const ScanArgs = extern struct {
+    in_dtype: DType,
+    out_dtype: DType,
+    out: [*]u8,
+    in: [*]const u8,
+    layout: strided.Layout(2),
+};
+
+/// softmax / logSoftmax along the LAST axis of the layout (0 = out, 1 = in); dtype of both.
+pub const SoftmaxArgs = extern struct {
+    dtype: DType,
+    log: u32,
+    out: [*]u8,
+    in: [*]const u8,
+    layout: strided.Layout(2),
+};
+
+pub const NormKind = enum(u32) { layer = 0, rms = 1 };
+
+/// layerNorm / rmsNorm over the LAST axis (0 = out, 1 = in). weight and bias (either may be
+/// null) are contiguous vectors of the last axis' length in `wb_dtype`.
+pub const NormArgs = extern struct {
+    kind: NormKind,
+    dtype: DType,
+    wb_dtype: DType,
+    _pad: u32 = 0,
+    eps: f64,
+    out: [*]u8,
+    in: [*]const u8,
+    weight: ?[*]const u8,
+    bias: ?[*]const u8,
+    layout: strided.Layout(2),
+};
