@@ -45,3 +45,26 @@ export function header(caps: { simd: string; cores: number }): string {
   })();
   return `${new Date().toISOString().slice(0, 10)} · ${cpu} · ${caps.cores} cores · SIMD ${caps.simd} · Bun ${Bun.version}`;
 }
+
+/** A NumPy case: setup code (np imported) and the statement to time. */
+export interface NumpyCase {
+  name: string;
+  setup: string;
+  stmt: string;
+}
+
+/**
+ * Runs NumPy on the same cases in a python3 subprocess (bench/numpy_peer.py) and returns median
+ * seconds per call by name, or an explanation when numpy or python3 is absent.
+ */
+export function numpyPeer(cases: NumpyCase[]): { times: Record<string, number>; version?: string; error?: string } {
+  const p = Bun.spawnSync(["python3", `${import.meta.dir}/numpy_peer.py`, JSON.stringify(cases)], { env: process.env });
+  if (p.exitCode !== 0) return { times: {}, error: `python3 failed: ${p.stderr.toString().trim().split("\n").pop()}` };
+  const res = JSON.parse(p.stdout.toString());
+  if (res.error) return { times: {}, error: res.error };
+  const { numpy, ...times } = res;
+  return { times, version: numpy };
+}
+
+/** GB/s for `bytes` moved in `ns`. */
+export const gbps = (bytes: number, ns: number) => bytes / ns;

@@ -78,6 +78,7 @@ export const symbols = {
   bn_random: { args: ["ptr", "u32", "f64", "u32", "u32", "u32", "f64", "f64", "f64"], returns: "i32" },
   bn_binary: { args: ["u32", "u32", "u32", "ptr", "ptr", "ptr", "u32", "f64", "f64", "u32"], returns: "i32" },
   bn_unary: { args: ["u32", "u32", "ptr", "ptr", "f64", "f64", "u32"], returns: "i32" },
+  bn_where: { args: ["u32", "ptr", "ptr", "ptr", "ptr", "u32", "f64", "f64", "u32"], returns: "i32" },
   bn_reduce: { args: ["u32", "ptr", "u32", "ptr", "u32", "u32", "u32", "f64"], returns: "i32" },
   bn_cumsum: { args: ["ptr", "u32", "ptr", "u32", "u32"], returns: "i32" },
   bn_softmax: { args: ["ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },

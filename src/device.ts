@@ -23,6 +23,8 @@ export interface CpuCapabilities {
   /** Processor features relevant to the kernels (e.g. "avx512_vnni"). */
   features: string[];
   cores: number;
+  /** Threads in the engine's pool (BITNET_THREADS, default one per core). */
+  threads: number;
   caches: { l1d: number; l2: number; l3: number };
   arch: string;
   platform: string;
@@ -63,6 +65,7 @@ export function deviceCapabilities(device = "cpu"): CpuCapabilities {
     vectorBits: mb[i + 8]!,
     features: FEATURE_BITS.filter((_, k) => (bits >> k) & 1),
     cores: mb[i + 4]!,
+    threads: mb[i + 10]!,
     caches: { l1d: mb[i + 5]!, l2: mb[i + 6]!, l3: mb[i + 7]! },
     arch: process.arch,
     platform: process.platform,

@@ -45,3 +45,4 @@ export {
 } from "./errors.ts";
 export * from "./ops/reduce.ts";
 export * from "./ops/nn.ts";
+export * from "./ops/elementwise.ts";

@@ -179,14 +179,15 @@ export function check(status: number, op: string, context?: string): void {
   if (status !== 0) throw errorFor(status, op, context);
 }
 
-/** Writes a shape and up to three stride vectors into the mailbox's array slots. */
-export function putLayout(shape: readonly number[], s0?: readonly number[], s1?: readonly number[], s2?: readonly number[]): void {
+/** Writes a shape and up to four stride vectors into the mailbox's array slots. */
+export function putLayout(shape: readonly number[], s0?: readonly number[], s1?: readonly number[], s2?: readonly number[], s3?: readonly number[]): void {
   const n = shape.length;
   for (let i = 0; i < n; i++) {
     mb[MB.shape + i] = shape[i]!;
     if (s0) mb[MB.strides0 + i] = s0[i]!;
     if (s1) mb[MB.strides1 + i] = s1[i]!;
     if (s2) mb[MB.strides2 + i] = s2[i]!;
+    if (s3) mb[MB.strides3 + i] = s3[i]!;
   }
 }
 

@@ -23,6 +23,7 @@ const strided = @import("cpu/strided.zig");
 const copy_mod = @import("cpu/copy.zig");
 const args_mod = @import("cpu/args.zig");
 const threads = @import("threads.zig");
+const elementwise = @import("cpu/elementwise.zig");
 const Parallel = @import("cpu/parallel.zig").Parallel;
 const Table = @import("cpu/table.zig").Table;
 const DType = dt.DType;
@@ -184,6 +185,11 @@ fn readLayout(comptime k: usize, op: []const u8, ndim: u32, layout: *strided.Lay
         }
     }
     return null;
+}
+
+/// The float dtypes a tensor can have (f64 is only an interchange type).
+fn isTensorFloat(d: DType) bool {
+    return d == .f32 or d == .f16 or d == .bf16;
 }
 
 fn dtypeOr(code: u32, op: []const u8) union(enum) { ok: DType, err: i32 } {
@@ -371,6 +377,8 @@ export fn bn_binary(op: u32, dtype: u32, out_dtype: u32, out: ?*anyopaque, a: ?*
         .ok => |v| v,
         .err => |e| return e,
     };
+    if (d == .f64 or !elementwise.binaryValid(bop, d)) return fail(.dtype, "binary: {t} is not defined for {t}", .{ bop, d });
+    if (od != (if (elementwise.isCompare(bop)) DType.bool else d)) return fail(.dtype, "binary: {t} of {t} cannot write {t}", .{ bop, d, od });
     var args: args_mod.BinaryArgs = .{
         .op = bop,
         .dtype = d,
@@ -401,6 +409,7 @@ export fn bn_unary(op: u32, dtype: u32, out: ?*anyopaque, x: ?*const anyopaque, 
         .ok => |v| v,
         .err => |e| return e,
     };
+    if (d == .f64 or !elementwise.unaryValid(uop, d)) return fail(.dtype, "unary: {t} is not defined for {t}", .{ uop, d });
     var args: args_mod.UnaryArgs = .{ .op = uop, .dtype = d, .p0 = p0, .p1 = p1, .out = undefined, .x = undefined, .layout = undefined };
     if (readLayout(2, "unary", ndim, &args.layout)) |st| return st;
     if (args.layout.size() == 0) return ok();
@@ -408,6 +417,26 @@ export fn bn_unary(op: u32, dtype: u32, out: ?*anyopaque, x: ?*const anyopaque, 
     args.x = @ptrCast(x orelse return fail(.invalid_argument, "unary: null operand", .{}));
     const e = getEngine();
     e.table.unary(&e.par, &args);
+    return ok();
+}
+
+/// out = cond ? a : b with broadcasting. flags bit 0: a is a_value, bit 1: b is b_value.
+/// Layout: strides0 = out, strides1 = cond (bool), strides2 = a, strides3 = b.
+export fn bn_where(dtype: u32, out: ?*anyopaque, cond: ?*const anyopaque, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, a_value: f64, b_value: f64, ndim: u32) i32 {
+    const d = switch (dtypeOr(dtype, "where")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    if (d == .f64) return fail(.dtype, "where: {t} is not a tensor dtype", .{d});
+    var args: args_mod.WhereArgs = .{ .dtype = d, .a_scalar = flags & 1, .b_scalar = (flags >> 1) & 1, .a_value = a_value, .b_value = b_value, .out = undefined, .cond = undefined, .a = undefined, .b = undefined, .layout = undefined };
+    if (readLayout(4, "where", ndim, &args.layout)) |st| return st;
+    if (args.layout.size() == 0) return ok();
+    args.out = @ptrCast(out orelse return fail(.invalid_argument, "where: null output", .{}));
+    args.cond = @ptrCast(cond orelse return fail(.invalid_argument, "where: null condition", .{}));
+    args.a = if (args.a_scalar != 0) @ptrCast(&args.a_value) else @ptrCast(a orelse return fail(.invalid_argument, "where: null operand", .{}));
+    args.b = if (args.b_scalar != 0) @ptrCast(&args.b_value) else @ptrCast(b orelse return fail(.invalid_argument, "where: null operand", .{}));
+    const e = getEngine();
+    e.table.where(&e.par, &args);
     return ok();
 }
 
@@ -462,7 +491,7 @@ export fn bn_softmax(out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, log: u
         .ok => |v| v,
         .err => |e| return e,
     };
-    if (!dt.isFloat(d)) return fail(.dtype, "softmax: needs a float dtype, got {t}", .{d});
+    if (!isTensorFloat(d)) return fail(.dtype, "softmax: needs f32, f16 or bf16, got {t}", .{d});
     var args: args_mod.SoftmaxArgs = .{ .dtype = d, .log = log, .out = undefined, .in = undefined, .layout = undefined };
     if (readLayout(2, "softmax", ndim, &args.layout)) |st| return st;
     if (args.layout.size() == 0) return ok();
@@ -485,7 +514,8 @@ export fn bn_norm(kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32
         .ok => |v| v,
         .err => |e| return e,
     };
-    if (!dt.isFloat(d)) return fail(.dtype, "norm: needs a float dtype, got {t}", .{d});
+    if (!isTensorFloat(d)) return fail(.dtype, "norm: needs f32, f16 or bf16, got {t}", .{d});
+    if ((weight != null or bias != null) and !isTensorFloat(wd)) return fail(.dtype, "norm: weight/bias need f32, f16 or bf16, got {t}", .{wd});
     var args: args_mod.NormArgs = .{ .kind = k, .dtype = d, .wb_dtype = wd, .eps = eps, .out = undefined, .in = undefined, .weight = @ptrCast(weight), .bias = @ptrCast(bias), .layout = undefined };
     if (readLayout(2, "norm", ndim, &args.layout)) |st| return st;
     if (args.layout.size() == 0) return ok();

@@ -116,3 +116,19 @@ pub const NormArgs = extern struct {
     bias: ?[*]const u8,
     layout: strided.Layout(2),
 };
+
+/// out = cond ? a : b. cond is bool (u8); a, b and out are `dtype`; a scalar operand (flag set)
+/// is its value converted to `dtype`. layout: 0 = out, 1 = cond, 2 = a, 3 = b.
+pub const WhereArgs = extern struct {
+    dtype: DType,
+    a_scalar: u32,
+    b_scalar: u32,
+    _pad: u32 = 0,
+    a_value: f64,
+    b_value: f64,
+    out: [*]u8,
+    cond: [*]const u8,
+    a: [*]const u8,
+    b: [*]const u8,
+    layout: strided.Layout(4),
+};

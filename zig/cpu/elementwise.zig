@@ -86,7 +86,7 @@ inline fn store1(comptime d: DType, p: [*]dt.Storage(d), off: isize, v: Compute(
 
 // ---- binary ----------------------------------------------------------------------------------
 
-fn binaryValid(comptime op: BinOp, comptime d: DType) bool {
+pub fn binaryValid(op: BinOp, d: DType) bool {
     return switch (op) {
         .div => dt.isFloat(d),
         .sub, .pow => d != .bool,
@@ -94,7 +94,7 @@ fn binaryValid(comptime op: BinOp, comptime d: DType) bool {
     };
 }
 
-fn isCompare(comptime op: BinOp) bool {
+pub fn isCompare(op: BinOp) bool {
     return switch (op) {
         .eq, .ne, .lt, .le, .gt, .ge => true,
         else => false,
@@ -249,7 +249,7 @@ fn runRows(comptime k: usize, par: *const Parallel, layout: *const strided.Layou
 
 // ---- unary -----------------------------------------------------------------------------------
 
-fn unaryValid(comptime op: UnOp, comptime d: DType) bool {
+pub fn unaryValid(op: UnOp, d: DType) bool {
     if (dt.isFloat(d)) return true;
     return switch (op) {
         .neg => d != .bool,
@@ -361,6 +361,64 @@ fn unaryTyped(comptime vbits: u32, comptime op: UnOp, comptime d: DType, par: *c
     runRows(2, par, &a.layout, &ctx, Ctx.task);
 }
 
+// ---- where -----------------------------------------------------------------------------------
+
+pub fn where(comptime vbits: u32, par: *const Parallel, in: *const args.WhereArgs) void {
+    _ = vbits; // a select is a memory copy: the loops below vectorise on their own
+    var a = in.*;
+    switch (a.dtype) {
+        inline .f32, .f16, .bf16, .i8, .i16, .i32, .u8, .u16, .u32, .bool => |d| whereTyped(d, par, &a),
+        .f64 => unreachable,
+    }
+}
+
+fn whereTyped(comptime d: DType, par: *const Parallel, a: *args.WhereArgs) void {
+    const S = dt.Storage(d);
+    var a_val: S = undefined;
+    var b_val: S = undefined;
+    var pa: [*]const S = @ptrCast(@alignCast(a.a));
+    var pb: [*]const S = @ptrCast(@alignCast(a.b));
+    if (a.a_scalar != 0) {
+        a_val = dt.fromFloat(d, a.a_value);
+        pa = @ptrCast(&a_val);
+        for (0..a.layout.ndim) |i| a.layout.strides[2][i] = 0;
+    }
+    if (a.b_scalar != 0) {
+        b_val = dt.fromFloat(d, a.b_value);
+        pb = @ptrCast(&b_val);
+        for (0..a.layout.ndim) |i| a.layout.strides[3][i] = 0;
+    }
+    a.layout.coalesce();
+    const Ctx = struct {
+        layout: *const strided.Layout(4),
+        out: [*]S,
+        cond: [*]const u8,
+        a: [*]const S,
+        b: [*]const S,
+
+        pub fn row(self: *const @This(), offs: [4]isize, len: usize, st: [4]isize) void {
+            var po = offs[0];
+            var pc = offs[1];
+            var px = offs[2];
+            var py = offs[3];
+            for (0..len) |_| {
+                const c = ptrAt(u8, self.cond, pc).*;
+                ptrAt(S, self.out, po).* = if (c != 0) ptrAt(S, self.a, px).* else ptrAt(S, self.b, py).*;
+                po += st[0];
+                pc += st[1];
+                px += st[2];
+                py += st[3];
+            }
+        }
+
+        fn task(self: *const @This(), b: usize, e: usize) void {
+            self.layout.forRows(b, e, self);
+        }
+    };
+    const ctx: Ctx = .{ .layout = &a.layout, .out = @ptrCast(@alignCast(a.out)), .cond = a.cond, .a = pa, .b = pb };
+    runRows(4, par, &a.layout, &ctx, Ctx.task);
+}
+
 // ---- tests -------------------------------------------------------------------------------------
 
 fn testBinary(comptime vbits: u32, op: BinOp, d: DType, od: DType, out: []u8, a: []const u8, b: []const u8, shape: []const usize, so: []const isize, sa: []const isize, sb: []const isize) void {
@@ -402,6 +460,33 @@ test "comparisons give bool; integer ops wrap; maximum propagates NaN" {
     var fo: [3]f32 = undefined;
     testBinary(256, .maximum, .f32, .f32, std.mem.sliceAsBytes(&fo), std.mem.sliceAsBytes(&fa), std.mem.sliceAsBytes(&fb), &.{3}, &.{1}, &.{1}, &.{1});
     try std.testing.expect(std.math.isNan(fo[0]) and std.math.isNan(fo[1]) and fo[2] == 2);
+}
+
+test "unary ops compile and compute for every dtype they accept" {
+    const x = [_]f32{ -2.5, -0.5, 0.5, 1.5, 2.5, 3.7 };
+    var o: [6]f32 = undefined;
+    inline for (.{ UnOp.round, UnOp.relu, UnOp.sign, UnOp.abs, UnOp.floor }) |op| {
+        var ua: args.UnaryArgs = .{ .op = op, .dtype = .f32, .p0 = 0, .p1 = 0, .out = std.mem.sliceAsBytes(&o).ptr, .x = std.mem.sliceAsBytes(&x).ptr, .layout = .{ .ndim = 1, .shape = undefined, .strides = undefined } };
+        ua.layout.shape[0] = 6;
+        ua.layout.strides[0][0] = 1;
+        ua.layout.strides[1][0] = 1;
+        unary(256, &Parallel.serial, &ua);
+        const want: [6]f32 = switch (op) {
+            .round => .{ -2, -0.0, 0, 2, 2, 4 },
+            .relu => .{ 0, 0, 0.5, 1.5, 2.5, 3.7 },
+            .sign => .{ -1, -1, 1, 1, 1, 1 },
+            .abs => .{ 2.5, 0.5, 0.5, 1.5, 2.5, 3.7 },
+            .floor => .{ -3, -1, 0, 1, 2, 3 },
+            else => unreachable,
+        };
+        try std.testing.expectEqualSlices(f32, &want, &o);
+    }
+    // Every accepted (op, dtype) pair instantiates.
+    inline for (comptime std.enums.values(UnOp)) |op| {
+        inline for (.{ DType.f32, DType.f16, DType.bf16, DType.i8, DType.u32, DType.bool }) |d| {
+            if (comptime unaryValid(op, d)) _ = &unaryTyped;
+        }
+    }
 }
 
 test "integer pow" {

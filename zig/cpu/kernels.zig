@@ -22,8 +22,8 @@ pub const vector_bits: u32 = build_options.vector_bits;
 
 pub const Table = @import("table.zig").Table;
 
-fn copyK(args: *copy_mod.CopyArgs) callconv(.c) void {
-    copy_mod.copy(args);
+fn copyK(a: *copy_mod.CopyArgs) callconv(.c) void {
+    copy_mod.copy(a);
 }
 
 fn fillK(out: [*]u8, dtype: DType, n: usize, value: f64) callconv(.c) void {
@@ -59,6 +59,10 @@ fn unaryK(par: *const Parallel, a: *const args.UnaryArgs) callconv(.c) void {
     elementwise.unary(vector_bits, par, a);
 }
 
+fn whereK(par: *const Parallel, a: *const args.WhereArgs) callconv(.c) void {
+    elementwise.where(vector_bits, par, a);
+}
+
 fn reduceK(par: *const Parallel, a: *const args.ReduceArgs) callconv(.c) void {
     reduce_mod.reduce(vector_bits, par, a);
 }
@@ -85,6 +89,7 @@ const table: Table = .{
     .random = randomK,
     .binary = binaryK,
     .unary = unaryK,
+    .where = whereK,
     .reduce = reduceK,
     .cumsum = cumsumK,
     .softmax = softmaxK,

@@ -17,6 +17,7 @@ pub const Table = extern struct {
     random: *const fn (out: [*]u8, dtype: DType, n: usize, dist: random.Dist, seed: u64, offset: u64, a: f64, b: f64) callconv(.c) void,
     binary: *const fn (par: *const Parallel, a: *const args.BinaryArgs) callconv(.c) void,
     unary: *const fn (par: *const Parallel, a: *const args.UnaryArgs) callconv(.c) void,
+    where: *const fn (par: *const Parallel, a: *const args.WhereArgs) callconv(.c) void,
     reduce: *const fn (par: *const Parallel, a: *const args.ReduceArgs) callconv(.c) void,
     cumsum: *const fn (par: *const Parallel, a: *const args.ScanArgs) callconv(.c) void,
     softmax: *const fn (par: *const Parallel, a: *const args.SoftmaxArgs) callconv(.c) void,
