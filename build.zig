@@ -132,12 +132,21 @@ pub fn build(b: *std.Build) void {
         prebuilt.dependOn(&install.step);
     }
 
-    // --- tests -------------------------------------------------------------------------------------
-    // `zig build test` (Debug by default here: safety checks on) or -Dtest-optimize=safe.
+    // --- tests ---------------------------------------------------------------------------------
+    // `zig build test`: the engine (root, pool, threads, ...) and the kernels once per ISA level in
+    // Debug (safety checks on), plus the pool, thread pool and OS layer again in ReleaseSafe (the
+    // concurrency tests behave differently when optimised). -Dtest-optimize changes the first set.
     const test_optimize = b.option(std.builtin.Optimize, "test-optimize", "Optimization mode of the Zig tests (default debug)") orelse .debug;
     const test_step = b.step("test", "Run the Zig unit tests");
     const engine_tests = b.addTest(.{ .name = "engine", .root_module = engineModule(b, target, test_optimize) });
     test_step.dependOn(&alwaysRun(b, engine_tests).step);
+    const core_tests = b.addTest(.{ .name = "core-safe", .root_module = b.createModule(.{
+        .root_source_file = b.path("zig/core_tests.zig"),
+        .target = target,
+        .optimize = .safe,
+        .link_libc = true,
+    }) });
+    test_step.dependOn(&alwaysRun(b, core_tests).step);
     // Kernel tests, once per ISA level: run those the host can execute (or all of them under an
     // emulator when cross-testing with -fqemu).
     for (levelsFor(target.result.cpu.arch)) |level| {

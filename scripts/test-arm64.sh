@@ -26,7 +26,7 @@ status=0
 # 1. Zig tests under qemu (musl: static binaries need no sysroot).
 out=$(PATH="$PWD/$cache/bin:$PATH" python3 -m ziglang build test -Dtarget=aarch64-linux-musl -fqemu --summary all 2>&1) || status=1
 zp=$(grep -oE "run test [^ ]+ [0-9]+ pass" <<<"$out" | awk '{s += $4} END {print s + 0}')
-zf=$(grep -oE "[0-9]+ fail" <<<"$out" | awk '{s += $1} END {print s + 0}')
+zf=$(grep -oE "[0-9]+ (fail|crash)" <<<"$out" | awk '{s += $1} END {print s + 0}')
 [ "$status" -ne 0 ] && [ "$zf" -eq 0 ] && { zf=1; tail -20 <<<"$out"; }
 echo "arm64 zig: $zp passed, $zf failed"
 

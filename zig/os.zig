@@ -79,6 +79,21 @@ pub const Monitor = struct {
     }
 };
 
+/// Starts a detached thread running `func(arg)` with the system's default stack. Returns false
+/// when the system refuses (the caller then runs with fewer threads).
+pub fn spawnDetached(comptime T: type, comptime func: fn (*T) void, arg: *T) bool {
+    const Entry = struct {
+        fn run(p: ?*anyopaque) callconv(.c) ?*anyopaque {
+            func(@ptrCast(@alignCast(p.?)));
+            return null;
+        }
+    };
+    var handle: c.pthread_t = undefined;
+    if (c.pthread_create(&handle, null, Entry.run, arg) != .SUCCESS) return false;
+    _ = c.pthread_detach(handle);
+    return true;
+}
+
 /// Gives the processor to another thread.
 pub fn yieldCpu() void {
     _ = c.sched_yield();

@@ -30,8 +30,7 @@ pub const Pool = struct {
         self.n_threads = 1;
         var i: u32 = 1;
         while (i < threads) : (i += 1) {
-            const t = std.Thread.spawn(.{ .stack_size = 1 << 20 }, worker, .{self}) catch break;
-            t.detach();
+            if (!os.spawnDetached(Pool, worker, self)) break;
             self.n_threads += 1;
         }
     }
