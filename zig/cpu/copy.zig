@@ -48,7 +48,9 @@ fn copyTyped(comptime d: DType, comptime s: DType, args: *const CopyArgs) void {
             }
         }
     };
-    args.layout.forEachRow(Body{ .dst = @ptrCast(@alignCast(args.dst)), .src = @ptrCast(@alignCast(args.src)) });
+    const body = Body{ .dst = @ptrCast(@alignCast(args.dst)), .src = @ptrCast(@alignCast(args.src)) };
+    // A transposed operand: walk 32 x 32 tiles so both sides stay in cache.
+    if (args.layout.wantsTiles()) args.layout.forTiles(0, args.layout.tileRows(), body) else args.layout.forEachRow(body);
 }
 
 /// Pointer to element `off` (may be negative) of `base`.

@@ -237,10 +237,20 @@ inline fn binVCast(comptime op: BinOp, comptime T: type, comptime od: DType, com
     return @select(u8, r != @as(@Vector(n, T), @splat(0)), @as(@Vector(n, u8), @splat(1)), @as(@Vector(n, u8), @splat(0)));
 }
 
-/// Splits a layout's rows (or the elements of a single row) across threads.
+/// Splits a layout's rows (or the elements of a single row, or tiles when an operand is walked
+/// with a large stride) across threads.
 fn runRows(comptime k: usize, par: *const Parallel, layout: *const strided.Layout(k), ctx: anytype, comptime task: anytype) void {
     const row_len = @max(layout.rowLen(), 1);
-    if (layout.ndim <= 1) {
+    if (layout.wantsTiles()) {
+        const C = @TypeOf(ctx);
+        const Tiled = struct {
+            fn run(c: C, b: usize, e: usize) void {
+                c.layout.forTiles(b, e, c);
+            }
+        };
+        const T = strided.Layout(k).tile;
+        par.run(layout.tileRows(), @max(1, grain_elems / (T * row_len)), ctx, Tiled.run);
+    } else if (layout.ndim <= 1) {
         par.run(layout.size(), grain_elems, ctx, task);
     } else {
         par.run(layout.rows(), @max(1, grain_elems / row_len), ctx, task);

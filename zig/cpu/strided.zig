@@ -105,6 +105,64 @@ pub fn Layout(comptime k: usize) type {
             }
         }
 
+        /// Edge of the square tiles used when an operand walks the innermost axis with a large
+        /// stride (a transposed view): 32 x 32 elements keep every operand's lines in L1.
+        pub const tile = 32;
+
+        /// Whether iterating in tiles over the last two axes beats plain rows: some operand
+        /// jumps through memory along the innermost axis, and both axes are long enough.
+        pub fn wantsTiles(self: *const Self) bool {
+            if (self.ndim < 2) return false;
+            const inner = self.ndim - 1;
+            if (self.shape[inner] < tile or self.shape[inner - 1] < tile) return false;
+            inline for (0..k) |op| {
+                if (@abs(self.strides[op][inner]) > 16) return true;
+            }
+            return false;
+        }
+
+        /// Number of tile rows (units of work for forTiles): outer index x row-tiles.
+        pub fn tileRows(self: *const Self) usize {
+            var n: usize = 1;
+            for (self.shape[0 .. self.ndim - 2]) |d| n *= d;
+            return n * ((self.shape[self.ndim - 2] + tile - 1) / tile);
+        }
+
+        /// Visits tile rows [begin, end): for each, the tile x tile blocks along the last axis,
+        /// each block as up to `tile` calls of body.row with rows of up to `tile` elements.
+        pub fn forTiles(self: *const Self, begin: usize, end: usize, body: anytype) void {
+            const r_ax = self.ndim - 2;
+            const c_ax = self.ndim - 1;
+            const rows_n = self.shape[r_ax];
+            const cols_n = self.shape[c_ax];
+            const per = (rows_n + tile - 1) / tile;
+            var inner_strides: [k]isize = undefined;
+            inline for (0..k) |op| inner_strides[op] = self.strides[op][c_ax];
+            for (begin..end) |t| {
+                // Offsets of the outer index t / per.
+                var rem = t / per;
+                var base: [k]isize = @splat(0);
+                var ax = r_ax;
+                while (ax > 0) {
+                    ax -= 1;
+                    const i = rem % self.shape[ax];
+                    rem /= self.shape[ax];
+                    inline for (0..k) |op| base[op] += self.strides[op][ax] * @as(isize, @intCast(i));
+                }
+                const r0 = (t % per) * tile;
+                const r1 = @min(rows_n, r0 + tile);
+                var c0: usize = 0;
+                while (c0 < cols_n) : (c0 += tile) {
+                    const len = @min(tile, cols_n - c0);
+                    for (r0..r1) |r| {
+                        var offs: [k]isize = undefined;
+                        inline for (0..k) |op| offs[op] = base[op] + self.strides[op][r_ax] * @as(isize, @intCast(r)) + self.strides[op][c_ax] * @as(isize, @intCast(c0));
+                        body.row(offs, len, inner_strides);
+                    }
+                }
+            }
+        }
+
         /// Calls `body.row(offsets, len, inner_strides)` for each innermost row, where offsets are
         /// the element offsets of the row's first element in each operand. Assumes size() > 0.
         pub fn forEachRow(self: *const Self, body: anytype) void {
@@ -161,6 +219,25 @@ test "forRows over ranges covers exactly what forEachRow covers" {
     var c: Collect = .{};
     one.forRows(3, 7, &c);
     try std.testing.expectEqualSlices(isize, &.{ -3, -4, -5, -6 }, c.seen[0..4]);
+}
+
+test "forTiles covers every element exactly once" {
+    var l: Layout(2) = .{ .ndim = 3, .shape = undefined, .strides = undefined };
+    l.shape[0..3].* = .{ 2, 70, 45 };
+    l.strides[0][0..3].* = .{ 70 * 45, 45, 1 };
+    l.strides[1][0..3].* = .{ 70 * 45, 1, 70 }; // transposed in the last two axes
+    try std.testing.expect(l.wantsTiles());
+    const Count = struct {
+        hits: [2 * 70 * 45]u8 = @splat(0),
+        pub fn row(self: *@This(), offs: [2]isize, len: usize, st: [2]isize) void {
+            for (0..len) |i| self.hits[@intCast(offs[0] + @as(isize, @intCast(i)) * st[0])] += 1;
+        }
+    };
+    var c: Count = .{};
+    const n = l.tileRows();
+    l.forTiles(0, n / 2, &c);
+    l.forTiles(n / 2, n, &c);
+    for (c.hits) |h| try std.testing.expectEqual(@as(u8, 1), h);
 }
 
 test "coalesce merges contiguous axes and drops ones" {
