@@ -30,7 +30,7 @@ fn copyTyped(comptime d: DType, comptime s: DType, args: *const CopyArgs) void {
     const Body = struct {
         dst: [*]D,
         src: [*]const S,
-        pub fn row(self: @This(), offs: [2]isize, len: usize, st: [2]isize) void {
+        pub fn row(self: *const @This(), offs: [2]isize, len: usize, st: [2]isize) void {
             const o: [*]D = @ptrCast(&self.dst[@bitCast(offs[0])]);
             const i: [*]const S = @ptrCast(&self.src[@bitCast(offs[1])]);
             if (st[0] == 1 and st[1] == 1) {
@@ -50,7 +50,7 @@ fn copyTyped(comptime d: DType, comptime s: DType, args: *const CopyArgs) void {
     };
     const body = Body{ .dst = @ptrCast(@alignCast(args.dst)), .src = @ptrCast(@alignCast(args.src)) };
     // A transposed operand: walk 32 x 32 tiles so both sides stay in cache.
-    if (args.layout.wantsTiles()) args.layout.forTiles(0, args.layout.tileRows(), body) else args.layout.forEachRow(body);
+    if (args.layout.wantsTiles()) args.layout.forTiles(0, args.layout.tileRows(), &body) else args.layout.forEachRow(&body);
 }
 
 /// Pointer to element `off` (may be negative) of `base`.

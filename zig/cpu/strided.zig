@@ -11,6 +11,46 @@ pub const max_ndim = 32;
 pub fn Layout(comptime k: usize) type {
     return extern struct {
         const Self = @This();
+
+        /// A row visitor with its type erased, so the iteration code below is compiled once per
+        /// operand count instead of once per kernel (this keeps the engine's build time down).
+        const Row = struct {
+            ctx: *const anyopaque,
+            func: *const fn (ctx: *const anyopaque, offs: [k]isize, len: usize, st: [k]isize) void,
+            inline fn call(self: Row, offs: [k]isize, len: usize, st: [k]isize) void {
+                self.func(self.ctx, offs, len, st);
+            }
+        };
+
+        /// `body` is a pointer to a value with `pub fn row(self, offs, len, inner_strides)`.
+        fn erase(body: anytype) Row {
+            const P = @TypeOf(body);
+            const Wrap = struct {
+                fn call(ctx: *const anyopaque, offs: [k]isize, len: usize, st: [k]isize) void {
+                    const b: P = @ptrCast(@alignCast(@constCast(ctx)));
+                    b.row(offs, len, st);
+                }
+            };
+            return .{ .ctx = @ptrCast(body), .func = Wrap.call };
+        }
+
+        /// Like forEachRow, for rows [begin, end) only (threads take ranges of rows). For a 1-d
+        /// layout, [begin, end) are element indices of the single row instead.
+        pub fn forRows(self: *const Self, begin: usize, end: usize, body: anytype) void {
+            self.forRowsErased(begin, end, erase(body));
+        }
+
+        /// Visits tile rows [begin, end) (see forTilesErased).
+        pub fn forTiles(self: *const Self, begin: usize, end: usize, body: anytype) void {
+            self.forTilesErased(begin, end, erase(body));
+        }
+
+        /// Calls `body.row(offsets, len, inner_strides)` for each innermost row, where offsets are
+        /// the element offsets of the row's first element in each operand. Assumes size() > 0.
+        pub fn forEachRow(self: *const Self, body: anytype) void {
+            self.forEachRowErased(erase(body));
+        }
+
         ndim: usize,
         shape: [max_ndim]usize,
         strides: [k][max_ndim]isize,
@@ -60,7 +100,7 @@ pub fn Layout(comptime k: usize) type {
 
         /// Like forEachRow, for rows [begin, end) only (threads take ranges of rows). For a 1-d
         /// layout, [begin, end) are element indices of the single row instead.
-        pub fn forRows(self: *const Self, begin: usize, end: usize, body: anytype) void {
+        fn forRowsErased(self: *const Self, begin: usize, end: usize, body: Row) void {
             if (begin >= end) return;
             if (self.ndim <= 1) {
                 var offs: [k]isize = @splat(0);
@@ -71,7 +111,7 @@ pub fn Layout(comptime k: usize) type {
                         offs[op] = st[op] * @as(isize, @intCast(begin));
                     }
                 }
-                body.row(offs, end - begin, st);
+                body.call(offs, end - begin, st);
                 return;
             }
             const inner = self.ndim - 1;
@@ -90,7 +130,7 @@ pub fn Layout(comptime k: usize) type {
             }
             var r = begin;
             while (true) {
-                body.row(offs, self.shape[inner], inner_strides);
+                body.call(offs, self.shape[inner], inner_strides);
                 r += 1;
                 if (r == end) return;
                 var a = inner;
@@ -130,7 +170,7 @@ pub fn Layout(comptime k: usize) type {
 
         /// Visits tile rows [begin, end): for each, the tile x tile blocks along the last axis,
         /// each block as up to `tile` calls of body.row with rows of up to `tile` elements.
-        pub fn forTiles(self: *const Self, begin: usize, end: usize, body: anytype) void {
+        fn forTilesErased(self: *const Self, begin: usize, end: usize, body: Row) void {
             const r_ax = self.ndim - 2;
             const c_ax = self.ndim - 1;
             const rows_n = self.shape[r_ax];
@@ -157,17 +197,17 @@ pub fn Layout(comptime k: usize) type {
                     for (r0..r1) |r| {
                         var offs: [k]isize = undefined;
                         inline for (0..k) |op| offs[op] = base[op] + self.strides[op][r_ax] * @as(isize, @intCast(r)) + self.strides[op][c_ax] * @as(isize, @intCast(c0));
-                        body.row(offs, len, inner_strides);
+                        body.call(offs, len, inner_strides);
                     }
                 }
             }
         }
 
-        /// Calls `body.row(offsets, len, inner_strides)` for each innermost row, where offsets are
+        /// Calls `body.call(offsets, len, inner_strides)` for each innermost row, where offsets are
         /// the element offsets of the row's first element in each operand. Assumes size() > 0.
-        pub fn forEachRow(self: *const Self, body: anytype) void {
+        fn forEachRowErased(self: *const Self, body: Row) void {
             if (self.ndim == 0) {
-                body.row(@as([k]isize, @splat(0)), 1, @as([k]isize, @splat(0)));
+                body.call(@as([k]isize, @splat(0)), 1, @as([k]isize, @splat(0)));
                 return;
             }
             const inner = self.ndim - 1;
@@ -176,7 +216,7 @@ pub fn Layout(comptime k: usize) type {
             var idx: [max_ndim]usize = @splat(0);
             var offs: [k]isize = @as([k]isize, @splat(0));
             while (true) {
-                body.row(offs, self.shape[inner], inner_strides);
+                body.call(offs, self.shape[inner], inner_strides);
                 // Odometer over the outer axes.
                 var ax = inner;
                 while (ax > 0) {
