@@ -32,7 +32,7 @@ pub fn Compute(comptime d: DType) type {
     };
 }
 
-fn isFloatT(comptime T: type) bool {
+pub fn isFloatT(comptime T: type) bool {
     return @typeInfo(T) == .float;
 }
 

@@ -36,6 +36,7 @@ const args = @import("args.zig");
 const strided = @import("strided.zig");
 const Parallel = @import("parallel.zig").Parallel;
 const ptrAt = @import("copy.zig").ptrAt;
+const elementwise = @import("elementwise.zig");
 const DType = dt.DType;
 const ReduceOp = args.ReduceOp;
 
@@ -53,36 +54,14 @@ const tile = 1024;
 /// The columns path needs at least this many contiguous outputs.
 const min_cols = 8;
 
-/// The value type elements are read as: f32 for the 16-bit floats, the storage type otherwise.
-fn Val(comptime d: DType) type {
-    return switch (d) {
-        .f32, .f16, .bf16 => f32,
-        .f64 => f64,
-        .bool => u8,
-        else => dt.Storage(d),
-    };
-}
-
-fn isFloatT(comptime T: type) bool {
-    return @typeInfo(T) == .float;
-}
+/// The value type elements are read as (f32 for the 16-bit floats), and vector loads: shared
+/// with the elementwise kernels.
+const Val = elementwise.Compute;
+const isFloatT = elementwise.isFloatT;
 
 // ---- loads ------------------------------------------------------------------------------------
 
-inline fn loadV(comptime d: DType, comptime n: usize, p: [*]const dt.Storage(d)) @Vector(n, Val(d)) {
-    switch (d) {
-        .bf16 => {
-            const raw: @Vector(n, u16) = @as(*align(1) const [n]u16, @ptrCast(p)).*;
-            const wide: @Vector(n, u32) = raw;
-            return @bitCast(wide << @splat(16));
-        },
-        .f16 => {
-            const h: @Vector(n, f16) = p[0..n].*;
-            return @floatCast(h);
-        },
-        else => return p[0..n].*,
-    }
-}
+const loadV = elementwise.load;
 
 inline fn load1(comptime d: DType, p: [*]const dt.Storage(d), off: isize) Val(d) {
     const x = ptrAt(dt.Storage(d), p, off).*;
