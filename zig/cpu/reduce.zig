@@ -863,6 +863,8 @@ fn Job(comptime plan: PlanKind, comptime d: DType) type {
         od: DType,
         out: [*]u8,
         in: [*]const S,
+        /// columns path: outputs per work item (each output's result does not depend on it).
+        tile_w: usize = tile,
         partA: [*]P.A.State = undefined,
         partB: [*]P.BState = undefined,
         shifts: [*]const f64 = undefined,
@@ -894,13 +896,14 @@ fn Job(comptime plan: PlanKind, comptime d: DType) type {
         fn columnsTask(self: *const Self, b: usize, e: usize) void {
             const K = &self.g.K;
             const kin = K.shape[K.ndim - 1];
-            const ntiles = (kin + tile - 1) / tile;
+            const tw = self.tile_w;
+            const ntiles = (kin + tw - 1) / tw;
             const os_in = K.strides[0][K.ndim - 1];
             for (b..e) |item| {
                 // The outer kept index is output number (item / ntiles) * kin.
                 const offs = self.g.keptOffsets((item / ntiles) * kin);
-                const j0 = (item % ntiles) * tile;
-                const cnt = @min(tile, kin - j0);
+                const j0 = (item % ntiles) * tw;
+                const cnt = @min(tw, kin - j0);
                 const base: [*]const S = @ptrCast(ptrAt(S, self.in, offs[1] + @as(isize, @intCast(j0))));
                 var sa: [tile]P.A.State = undefined;
                 var sh: [tile]f64 = @splat(0);
@@ -974,8 +977,14 @@ fn reduceTyped(comptime plan: PlanKind, comptime d: DType, par: *const Parallel,
         },
         .columns => {
             const kin = K.shape[K.ndim - 1];
-            const items = (g.n_out / kin) * ((kin + tile - 1) / tile);
-            par.run(items, @max(1, task_elems / (@min(kin, tile) * g.n)), jc, J.columnsTask);
+            // Narrower tiles when there are too few to keep every thread busy. Every output is
+            // one lane fed in the same order whatever the tile, so the bits do not change.
+            const outer = g.n_out / kin;
+            var tw: usize = tile;
+            while (tw > 64 and outer * ((kin + tw - 1) / tw) < 2 * @as(usize, par.threads)) tw /= 2;
+            j.tile_w = tw;
+            const items = outer * ((kin + tw - 1) / tw);
+            par.run(items, @max(1, task_elems / (@min(kin, tw) * g.n)), jc, J.columnsTask);
         },
         .chunks => {
             const nc = g.nc;
