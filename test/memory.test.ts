@@ -70,7 +70,7 @@ describe("lifetime", () => {
       freed = bn.memory.collect();
     }
     expect(freed).toBeGreaterThanOrEqual(1);
-    expect(stats().liveTensors).toBe(s0.liveTensors);
+    expect(stats().liveTensors).toBeLessThanOrEqual(s0.liveTensors);
   });
 
   test("the garbage collector releases tensors that were never disposed", async () => {
@@ -88,7 +88,8 @@ describe("lifetime", () => {
       freed += bn.memory.collect();
     }
     expect(freed).toBeGreaterThanOrEqual(200 - 10);
-    expect(stats().liveTensors).toBe(s0.liveTensors);
+    // <=: garbage left by earlier tests that the baseline collection missed may go too.
+    expect(stats().liveTensors).toBeLessThanOrEqual(s0.liveTensors);
   });
 });
 
