@@ -5,6 +5,7 @@ const stats = () => bn.memory.stats();
 
 describe("lifetime", () => {
   test("dispose releases exactly once; use after dispose throws; twice is harmless", () => {
+    bn.memory.collect(); // also resets the allocation-pressure counter: no collection mid-test
     const s0 = stats();
     const t = bn.zeros([100]);
     expect(stats().liveTensors).toBe(s0.liveTensors + 1);
@@ -24,6 +25,7 @@ describe("lifetime", () => {
   });
 
   test("`using` disposes at the end of the block", () => {
+    bn.memory.collect();
     const before = stats().liveTensors;
     {
       using a = bn.ones([8]);
@@ -34,6 +36,7 @@ describe("lifetime", () => {
   });
 
   test("views keep storage alive until the last one is disposed", () => {
+    bn.memory.collect();
     const s0 = stats();
     const base = bn.arange(12);
     const v = base.reshape([3, 4]);
@@ -207,8 +210,9 @@ describe("failing calls leak nothing and change nothing", () => {
     for (const f of bad) expect(f).toThrow(bn.BitNetError);
     bn.memory.collect();
     const s1 = stats();
-    expect(s1.liveTensors).toBe(s0.liveTensors);
-    expect(s1.bytesInUse).toBe(s0.bytesInUse);
+    // <=: the second collection may also free garbage the first one missed.
+    expect(s1.liveTensors).toBeLessThanOrEqual(s0.liveTensors);
+    expect(s1.bytesInUse).toBeLessThanOrEqual(s0.bytesInUse);
     expect(s1.allocations - s0.allocations).toBe(s1.frees - s0.frees);
     expect(t.toArray()).toEqual(before);
   });
