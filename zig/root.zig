@@ -475,6 +475,12 @@ export fn bn_cumsum(out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_
         .ok => |v| v,
         .err => |e| return e,
     };
+    const want: DType = if (isTensorFloat(id)) id else switch (id) {
+        .u8, .u16, .u32 => .u32,
+        .f64 => return fail(.dtype, "cumsum: {t} is not a tensor dtype", .{id}),
+        else => .i32,
+    };
+    if (od != want) return fail(.dtype, "cumsum of {t} gives {t}, not {t}", .{ id, want, od });
     var args: args_mod.ScanArgs = .{ .in_dtype = id, .out_dtype = od, .out = undefined, .in = undefined, .layout = undefined };
     if (readLayout(2, "cumsum", ndim, &args.layout)) |st| return st;
     if (args.layout.size() == 0) return ok();
