@@ -42,7 +42,7 @@ python3 -m ziglang build -Dtarget=aarch64-linux-gnu.2.28 -p "$cache/lib" >/dev/n
 files=(test/creation.test.ts test/views.test.ts test/dtype.test.ts test/random.test.ts test/format.test.ts test/memory.test.ts test/device.test.ts test/elementwise.test.ts test/reduce.test.ts test/nn.test.ts)
 log=$(mktemp)
 BITNET_EMULATED=1 BITNET_BUN_LIB="$PWD/$cache/lib/lib/libbitnet.so" timeout 900 qemu-aarch64-static -L /usr/aarch64-linux-gnu \
-  "$cache/bun-$BUN_VERSION/package/bin/bun" test "${files[@]}" >"$log" 2>&1 || status=1
+  "$cache/bun-$BUN_VERSION/package/bin/bun" test --timeout 120000 "${files[@]}" >"$log" 2>&1 || status=1
 grep -E "^\(fail\)|error:" "$log" | head -20
 bp=$(grep -oE "^ *[0-9]+ pass$" "$log" | tail -1 | grep -oE "[0-9]+" || echo 0)
 bf=$(grep -oE "^ *[0-9]+ fail$" "$log" | tail -1 | grep -oE "[0-9]+" || echo 0)
