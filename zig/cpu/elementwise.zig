@@ -166,21 +166,10 @@ fn binaryTyped(comptime vbits: u32, comptime op: BinOp, comptime d: DType, compt
     const O = dt.Storage(od);
     const T = Compute(d);
     const n = comptime lanes(vbits, T);
-    // Scalars become one-element operands with stride 0.
     var a_val: S = undefined;
     var b_val: S = undefined;
-    var pa: [*]const S = @ptrCast(@alignCast(a.a));
-    var pb: [*]const S = @ptrCast(@alignCast(a.b));
-    if (a.a_scalar != 0) {
-        a_val = dt.fromFloat(d, a.a_value);
-        pa = @ptrCast(&a_val);
-        for (0..a.layout.ndim) |i| a.layout.strides[1][i] = 0;
-    }
-    if (a.b_scalar != 0) {
-        b_val = dt.fromFloat(d, a.b_value);
-        pb = @ptrCast(&b_val);
-        for (0..a.layout.ndim) |i| a.layout.strides[2][i] = 0;
-    }
+    const pa = operand(d, 3, &a.layout, 1, a.a, a.a_scalar, a.a_value, &a_val);
+    const pb = operand(d, 3, &a.layout, 2, a.b, a.b_scalar, a.b_value, &b_val);
     const Ctx = struct {
         layout: *const strided.Layout(3),
         out: [*]O,
@@ -227,6 +216,15 @@ fn binaryTyped(comptime vbits: u32, comptime op: BinOp, comptime d: DType, compt
     };
     const ctx: Ctx = .{ .layout = &a.layout, .out = @ptrCast(@alignCast(a.out)), .a = pa, .b = pb };
     runRows(3, par, &a.layout, &ctx, Ctx.task);
+}
+
+/// Operand `idx` of a layout: its memory, or, for a scalar, `value` converted to `d` in `slot`
+/// and read with stride 0 on every axis.
+fn operand(comptime d: DType, comptime k: usize, layout: *strided.Layout(k), idx: usize, ptr: [*]const u8, is_scalar: u32, value: f64, slot: *dt.Storage(d)) [*]const dt.Storage(d) {
+    if (is_scalar == 0) return @ptrCast(@alignCast(ptr));
+    slot.* = dt.fromFloat(d, value);
+    for (0..layout.ndim) |i| layout.strides[idx][i] = 0;
+    return @ptrCast(slot);
 }
 
 /// binV, with the result in the output's compute type (comparisons give u8 0/1 for bool).
@@ -386,18 +384,8 @@ fn whereTyped(comptime d: DType, par: *const Parallel, a: *args.WhereArgs) void 
     const S = dt.Storage(d);
     var a_val: S = undefined;
     var b_val: S = undefined;
-    var pa: [*]const S = @ptrCast(@alignCast(a.a));
-    var pb: [*]const S = @ptrCast(@alignCast(a.b));
-    if (a.a_scalar != 0) {
-        a_val = dt.fromFloat(d, a.a_value);
-        pa = @ptrCast(&a_val);
-        for (0..a.layout.ndim) |i| a.layout.strides[2][i] = 0;
-    }
-    if (a.b_scalar != 0) {
-        b_val = dt.fromFloat(d, a.b_value);
-        pb = @ptrCast(&b_val);
-        for (0..a.layout.ndim) |i| a.layout.strides[3][i] = 0;
-    }
+    const pa = operand(d, 4, &a.layout, 2, a.a, a.a_scalar, a.a_value, &a_val);
+    const pb = operand(d, 4, &a.layout, 3, a.b, a.b_scalar, a.b_value, &b_val);
     a.layout.coalesce();
     const Ctx = struct {
         layout: *const strided.Layout(4),
