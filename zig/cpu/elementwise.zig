@@ -130,9 +130,12 @@ inline fn powV(comptime T: type, comptime n: usize, a: @Vector(n, T), b: @Vector
     return out;
 }
 
+/// Float powers (f32, and f16/bf16 through f32) are computed in f64 and rounded once: within
+/// 0.5 ulp plus a few f64 ulps (std.math.pow in f32 repeats f32 roundings: 2 ulp and more).
+/// Special values (zeros, infinities, NaN) as C99's pow and NumPy's element-wise power.
 /// Integer powers wrap; a negative exponent gives the truncated value (0 unless |base| is 1).
 fn powScalar(comptime T: type, a: T, b: T) T {
-    if (comptime isFloatT(T)) return std.math.pow(T, a, b);
+    if (comptime isFloatT(T)) return @floatCast(std.math.pow(f64, a, b));
     if (comptime @typeInfo(T).int.signedness == .signed) {
         if (b < 0) return if (a == 1) 1 else if (a == -1) (if (@rem(b, 2) == 0) 1 else -1) else 0;
     }
@@ -485,6 +488,17 @@ test "unary ops compile and compute for every dtype they accept" {
             if (comptime unaryValid(op, d)) _ = &unaryTyped;
         }
     }
+}
+
+test "float pow: f64 inside, C99 special values" {
+    try std.testing.expectEqual(@as(f32, 0x1.97e64p+6), powScalar(f32, 0x1.42c80ep+1, 5)); // numpy float32: 101.97485
+    try std.testing.expectEqual(std.math.inf(f32), powScalar(f32, -0.0, -0.5));
+    try std.testing.expectEqual(@as(f32, 0), powScalar(f32, -0.0, 0.5));
+    try std.testing.expect(!std.math.signbit(powScalar(f32, -0.0, 0.5)));
+    try std.testing.expectEqual(std.math.inf(f32), powScalar(f32, -std.math.inf(f32), 0.5));
+    try std.testing.expectEqual(-std.math.inf(f32), powScalar(f32, -0.0, -1));
+    try std.testing.expect(std.math.isNan(powScalar(f32, -8, 1.0 / 3.0)));
+    try std.testing.expectEqual(std.math.inf(f32), powScalar(f32, 10, 39)); // overflows f32 only
 }
 
 test "integer pow" {
