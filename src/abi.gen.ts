@@ -83,4 +83,5 @@ export const symbols = {
   bn_cumsum: { args: ["ptr", "u32", "ptr", "u32", "u32"], returns: "i32" },
   bn_softmax: { args: ["ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
   bn_norm: { args: ["u32", "ptr", "ptr", "u32", "ptr", "ptr", "u32", "f64", "u32"], returns: "i32" },
+  bn_matmul: { args: ["ptr", "u32", "ptr", "ptr", "u32", "f64", "f64", "u32"], returns: "i32" },
 } as const;

@@ -46,3 +46,4 @@ export {
 export * from "./ops/reduce.ts";
 export * from "./ops/nn.ts";
 export * from "./ops/elementwise.ts";
+export * from "./ops/matmul.ts";

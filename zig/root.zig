@@ -137,9 +137,23 @@ fn getEngine() *Engine {
         };
         engine.workers.start(threads.configuredThreads(os.cpuCount()));
         engine.par = engine.workers.handle();
+        engine.par.scratch = &engine.cpu_pool;
+        engine.par.alloc_fn = scratchAlloc;
+        engine.par.free_fn = scratchFree;
         engine_ready.store(true, .release);
     }
     return &engine;
+}
+
+/// Scratch memory for kernels (packing buffers, workspaces), lent from the CPU pool.
+fn scratchAlloc(ctx: ?*anyopaque, bytes: usize) callconv(.c) ?[*]align(64) u8 {
+    const p: *pool_mod.CpuPool = @ptrCast(@alignCast(ctx.?));
+    return p.alloc(bytes) catch null;
+}
+
+fn scratchFree(ctx: ?*anyopaque, ptr: [*]align(64) u8) callconv(.c) void {
+    const p: *pool_mod.CpuPool = @ptrCast(@alignCast(ctx.?));
+    p.free(ptr) catch unreachable;
 }
 
 fn bestCompiled(best: features.Level) features.Level {
@@ -529,6 +543,35 @@ export fn bn_norm(kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32
     args.in = @ptrCast(in orelse return fail(.invalid_argument, "norm: null input", .{}));
     const e = getEngine();
     e.table.norm(&e.par, &args);
+    return ok();
+}
+
+/// out = alpha * a @ b + beta * out for every matrix of a batch (args.GemmArgs). Layout: shape
+/// [batch..., M, N, K]; strides0 = out [batch..., row, col, 0], strides1 = a [batch..., row, 0, k],
+/// strides2 = b [batch..., 0, col, k]. out_dtype: f32 for float inputs, i32 for integer/bool ones.
+export fn bn_matmul(out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, in_dtype: u32, alpha: f64, beta: f64, ndim: u32) i32 {
+    const id = switch (dtypeOr(in_dtype, "matmul")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const od = switch (dtypeOr(out_dtype, "matmul")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const want: DType = if (isTensorFloat(id)) .f32 else if (id == .f64) .f64 else .i32;
+    if (od != want) return fail(.dtype, "matmul of {t} accumulates in {t}, not {t}", .{ id, want, od });
+    if (ndim < 3) return fail(.shape, "matmul: a layout needs [batch..., M, N, K], got {d} axes", .{ndim});
+    var args: args_mod.GemmArgs = .{ .in_dtype = id, .out_dtype = od, .alpha = alpha, .beta = beta, .out = undefined, .a = undefined, .b = undefined, .layout = undefined };
+    if (readLayout(3, "matmul", ndim, &args.layout)) |st| return st;
+    var out_size: usize = 1;
+    for (args.layout.shape[0 .. ndim - 1]) |dim| out_size *= dim;
+    if (out_size == 0) return ok();
+    args.out = @ptrCast(out orelse return fail(.invalid_argument, "matmul: null output", .{}));
+    const kdim = args.layout.shape[ndim - 1];
+    args.a = if (kdim == 0) @ptrCast(out.?) else @ptrCast(a orelse return fail(.invalid_argument, "matmul: null operand", .{}));
+    args.b = if (kdim == 0) @ptrCast(out.?) else @ptrCast(b orelse return fail(.invalid_argument, "matmul: null operand", .{}));
+    const e = getEngine();
+    if (e.table.gemm(&e.par, &args) != 0) return fail(.out_of_memory, "matmul: scratch memory for packing was refused", .{});
     return ok();
 }
 

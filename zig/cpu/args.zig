@@ -132,3 +132,20 @@ pub const WhereArgs = extern struct {
     b: [*]const u8,
     layout: strided.Layout(4),
 };
+
+/// out = alpha * (a @ b) + beta * out, for every matrix of a batch. layout.shape = [batch...,
+/// M, N, K]; strides[0] = out ([batch..., row, col, 0]), strides[1] = a ([batch..., row, 0, k]),
+/// strides[2] = b ([batch..., 0, col, k]); a stride-0 batch axis broadcasts. Any strides: the
+/// kernel packs panels, so transposed views cost nothing extra. in_dtype is that of a and b;
+/// out_dtype is the accumulation type: f32 for f32/f16/bf16 inputs, i32 for integer inputs
+/// (wrapping), f64 for f64 (used inside linalg). beta = 0 never reads out (NaN there is ignored).
+pub const GemmArgs = extern struct {
+    in_dtype: DType,
+    out_dtype: DType,
+    alpha: f64,
+    beta: f64,
+    out: [*]u8,
+    a: [*]const u8,
+    b: [*]const u8,
+    layout: strided.Layout(3),
+};

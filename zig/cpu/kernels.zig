@@ -14,6 +14,7 @@ const args = @import("args.zig");
 const elementwise = @import("elementwise.zig");
 const reduce_mod = @import("reduce.zig");
 const norm_mod = @import("norm.zig");
+const gemm_mod = @import("gemm.zig");
 const Parallel = @import("parallel.zig").Parallel;
 const DType = dt.DType;
 
@@ -79,6 +80,10 @@ fn normK(par: *const Parallel, a: *const args.NormArgs) callconv(.c) void {
     norm_mod.norm(vector_bits, par, a);
 }
 
+fn gemmK(par: *const Parallel, a: *const args.GemmArgs) callconv(.c) u32 {
+    return gemm_mod.gemmBatched(vector_bits, par, a);
+}
+
 const table: Table = .{
     .level = std.fmt.comptimePrint("{s}", .{level}),
     .vector_bits = vector_bits,
@@ -94,6 +99,7 @@ const table: Table = .{
     .cumsum = cumsumK,
     .softmax = softmaxK,
     .norm = normK,
+    .gemm = gemmK,
 };
 
 fn getTable() callconv(.c) *const Table {
@@ -114,4 +120,5 @@ test {
     _ = elementwise;
     _ = reduce_mod;
     _ = norm_mod;
+    _ = gemm_mod;
 }

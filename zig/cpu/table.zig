@@ -22,4 +22,6 @@ pub const Table = extern struct {
     cumsum: *const fn (par: *const Parallel, a: *const args.ScanArgs) callconv(.c) void,
     softmax: *const fn (par: *const Parallel, a: *const args.SoftmaxArgs) callconv(.c) void,
     norm: *const fn (par: *const Parallel, a: *const args.NormArgs) callconv(.c) void,
+    /// Returns 0, or 1 when scratch memory was refused.
+    gemm: *const fn (par: *const Parallel, a: *const args.GemmArgs) callconv(.c) u32,
 };

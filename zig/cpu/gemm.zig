@@ -1,0 +1,614 @@
+//! GEMM and GEMV: C = alpha * A @ B + beta * C, written once and compiled per ISA level.
+//!
+//! The classic Goto/BLIS structure:
+//!   for each nc-wide column block of B (jc)
+//!     for each kc-deep slice of K (pc): pack B[pc.., jc..] into NR-wide panels (threads share it)
+//!       for each mc-tall row block of A (ic, claimed by threads): pack A into MR-tall panels
+//!         for each NR panel (jr), each MR panel (ir): the micro-kernel, MR x NR accumulators
+//!         held in vector registers for the whole kc loop.
+//! Packing reads A and B through any strides and converts the element type on the way (f16 and
+//! bf16 to f32, small integers to i32), so transposed views and half-precision inputs cost one
+//! pass over each panel and the micro-kernel sees only one type. The micro-kernel's shape comes
+//! from the level's vector width: two vectors of columns (three on 128-bit NEON-like levels with
+//! 32 registers) by as many rows as the register file holds.
+//!
+//! A vector operand (M == 1 or N == 1) takes the GEMV path instead: no packing, the matrix is
+//! streamed once, in dot-product form when its rows are contiguous and in axpy form when its
+//! columns are.
+const std = @import("std");
+const builtin = @import("builtin");
+const dt = @import("dtype.zig");
+const args = @import("args.zig");
+const Parallel = @import("parallel.zig").Parallel;
+const DType = dt.DType;
+
+pub const Error = error{OutOfMemory};
+
+fn lanes(comptime vbits: u32, comptime T: type) comptime_int {
+    return if (vbits == 0) 1 else @max(1, vbits / @bitSizeOf(T));
+}
+
+const has_fma = switch (builtin.cpu.arch) {
+    .x86_64 => std.Target.x86.featureSetHas(builtin.cpu.features, .fma),
+    .aarch64 => true,
+    else => false,
+};
+
+/// Register and cache blocking for one level and accumulator type.
+fn Plan(comptime vbits: u32, comptime T: type) type {
+    return struct {
+        pub const V = lanes(vbits, T);
+        const regs = if (builtin.cpu.arch == .aarch64 or vbits >= 512) 32 else 16;
+        /// Vectors per row of the micro-tile.
+        pub const NV = if (vbits == 0) 4 else if (regs == 32 and vbits < 512) 3 else 2;
+        pub const NR = V * NV;
+        /// Rows: accumulators MR*NV plus NV loads of B and one broadcast of A fit the register file.
+        pub const MR = if (vbits == 0) 4 else @min(14, (regs - NV - 2) / NV);
+        /// Depth: one kc x NR panel of B stays in about half of a 48 KiB L1.
+        pub const KC = if (vbits == 0) 256 else @max(128, @min(384, (24 * 1024) / (NR * @sizeOf(T))));
+        /// Rows of A per block (its packed block, MC x KC, lives in L2).
+        pub const MC_MAX = MR * @max(1, (512 * 1024) / (KC * @sizeOf(T) * MR));
+        /// Columns of B per block (the packed KC x NC block lives in L3 / shared cache).
+        pub const NC = NR * @max(1, 4096 / NR);
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Element access with conversion to the accumulation type.
+// ---------------------------------------------------------------------------------------------
+
+/// The accumulation type of an input dtype.
+pub fn Acc(comptime d: DType) type {
+    return switch (d) {
+        .f32, .f16, .bf16 => f32,
+        .f64 => f64,
+        else => i32,
+    };
+}
+
+inline fn load(comptime d: DType, comptime T: type, base: [*]const u8, i: isize) T {
+    const p: [*]const dt.Storage(d) = @ptrCast(@alignCast(base));
+    const x = p[@intCast(i)];
+    return switch (d) {
+        .f32, .f64 => x,
+        .f16 => @floatCast(x),
+        .bf16 => x.toF32(),
+        .u32 => @bitCast(x),
+        .bool, .u8, .u16, .i8, .i16, .i32 => @intCast(x),
+    };
+}
+
+inline fn loadPtr(comptime d: DType, base: [*]const u8, i: isize) [*]const u8 {
+    return base + @as(usize, @intCast(i * @as(isize, @intCast(d.size()))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing
+// ---------------------------------------------------------------------------------------------
+
+/// Packs rows [r0, r0 + rows) x depth [p0, p0 + kc) of a (rows: stride rs, depth: stride ks)
+/// into panels of R rows: dst[panel][p][r], zero-padded to whole panels.
+fn packPanels(comptime d: DType, comptime T: type, comptime R: usize, dst: [*]T, src: [*]const u8, rs: isize, ks: isize, r0: usize, rows: usize, p0: usize, kc: usize) void {
+    var r: usize = 0;
+    while (r < rows) : (r += R) {
+        const h = @min(R, rows - r);
+        const panel = dst + r * kc;
+        const base: isize = @as(isize, @intCast(r0 + r)) * rs + @as(isize, @intCast(p0)) * ks;
+        if (h == R and rs == 1) {
+            // The R values of one depth step are contiguous in the source.
+            for (0..kc) |p| {
+                const row = base + @as(isize, @intCast(p)) * ks;
+                inline for (0..R) |i| panel[p * R + i] = load(d, T, src, row + @as(isize, i));
+            }
+        } else if (h == R) {
+            // Row-wise reads (contiguous when ks == 1), strided writes into the panel.
+            inline for (0..R) |i| {
+                const row = base + @as(isize, i) * rs;
+                if (ks == 1) {
+                    for (0..kc) |p| panel[p * R + i] = load(d, T, src, row + @as(isize, @intCast(p)));
+                } else {
+                    for (0..kc) |p| panel[p * R + i] = load(d, T, src, row + @as(isize, @intCast(p)) * ks);
+                }
+            }
+        } else {
+            for (0..kc) |p| {
+                for (0..R) |i| {
+                    panel[p * R + i] = if (i < h) load(d, T, src, base + @as(isize, @intCast(i)) * rs + @as(isize, @intCast(p)) * ks) else 0;
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernel
+// ---------------------------------------------------------------------------------------------
+
+fn Micro(comptime vbits: u32, comptime T: type) type {
+    const P = Plan(vbits, T);
+    const V = P.V;
+    const Vec = @Vector(V, T);
+    const is_float = @typeInfo(T) == .float;
+    return struct {
+        inline fn madd(a: Vec, b: Vec, c: Vec) Vec {
+            if (is_float) {
+                return if (has_fma) @mulAdd(Vec, a, b, c) else a * b + c;
+            }
+            return a *% b +% c;
+        }
+
+        /// C[0..m, 0..n] = alpha * Ap @ Bp + beta * C (beta == 0: C is not read).
+        fn run(kc: usize, ap: [*]const T, bp: [*]const T, c: [*]T, rs: isize, cs: isize, m: usize, n: usize, alpha: T, beta: T) void {
+            var acc: [P.MR][P.NV]Vec = @splat(@as([P.NV]Vec, @splat(@as(Vec, @splat(0)))));
+            var a = ap;
+            var b = bp;
+            for (0..kc) |_| {
+                var bv: [P.NV]Vec = undefined;
+                inline for (0..P.NV) |j| bv[j] = b[j * V ..][0..V].*;
+                inline for (0..P.MR) |i| {
+                    const av: Vec = @splat(a[i]);
+                    inline for (0..P.NV) |j| acc[i][j] = madd(av, bv[j], acc[i][j]);
+                }
+                a += P.MR;
+                b += P.NR;
+            }
+            const va: Vec = @splat(alpha);
+            const vb: Vec = @splat(beta);
+            if (m == P.MR and n == P.NR and cs == 1) {
+                inline for (0..P.MR) |i| {
+                    const row = c + @as(usize, @intCast(@as(isize, i) * rs));
+                    inline for (0..P.NV) |j| {
+                        const dst: *[V]T = row[j * V ..][0..V];
+                        var r = scale(va, acc[i][j]);
+                        if (beta != 0) r = madd(vb, dst.*, r);
+                        dst.* = r;
+                    }
+                }
+                return;
+            }
+            var tile: [P.MR][P.NR]T = undefined;
+            inline for (0..P.MR) |i| inline for (0..P.NV) |j| {
+                tile[i][j * V ..][0..V].* = scale(va, acc[i][j]);
+            };
+            for (0..m) |i| {
+                for (0..n) |j| {
+                    const dst = &c[@intCast(@as(isize, @intCast(i)) * rs + @as(isize, @intCast(j)) * cs)];
+                    dst.* = if (beta == 0) tile[i][j] else if (is_float) tile[i][j] + beta * dst.* else tile[i][j] +% beta *% dst.*;
+                }
+            }
+        }
+
+        inline fn scale(va: Vec, x: Vec) Vec {
+            return if (is_float) va * x else va *% x;
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEMM driver
+// ---------------------------------------------------------------------------------------------
+
+/// One matrix product's operands: element pointers (element 0) and strides in elements.
+pub fn Problem(comptime T: type) type {
+    return struct {
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: T,
+        beta: T,
+        a: [*]const u8,
+        a_rs: isize,
+        a_ks: isize,
+        b: [*]const u8,
+        b_ks: isize,
+        b_cs: isize,
+        c: [*]T,
+        c_rs: isize,
+        c_cs: isize,
+    };
+}
+
+fn Gemm(comptime vbits: u32, comptime da: DType, comptime db: DType) type {
+    const T = Acc(da);
+    const P = Plan(vbits, T);
+    const K = Micro(vbits, T);
+    return struct {
+        const Pb = Problem(T);
+
+        /// The state of one (jc, pc) step shared by the threads.
+        const Step = struct {
+            pr: *const Pb,
+            par: *const Parallel,
+            bp: []align(64) T, // packed B block
+            ap: []align(64) T, // one MC x KC block per thread slot
+            jc: usize,
+            nc: usize,
+            pc: usize,
+            kc: usize,
+            beta: T,
+            mc: usize,
+            blocks: usize,
+            next: std.atomic.Value(usize),
+        };
+
+        fn packB(s: *Step, begin: usize, end: usize) void {
+            const pr = s.pr;
+            // Panels [begin, end) of NR columns. B's "rows" of a panel are its columns.
+            const c0 = begin * P.NR;
+            const cols = @min(s.nc, end * P.NR) - c0;
+            packPanels(db, T, P.NR, s.bp.ptr + c0 * s.kc, pr.b, pr.b_cs, pr.b_ks, s.jc + c0, cols, s.pc, s.kc);
+        }
+
+        fn blocks(s: *Step, begin: usize, end: usize) void {
+            _ = end;
+            const pr = s.pr;
+            const ap = s.ap.ptr + begin * P.MC_MAX * s.kc; // this thread slot's A block
+            while (true) {
+                const blk = s.next.fetchAdd(1, .monotonic);
+                if (blk >= s.blocks) return;
+                const ic = blk * s.mc;
+                const mc = @min(s.mc, pr.m - ic);
+                packPanels(da, T, P.MR, ap, pr.a, pr.a_rs, pr.a_ks, ic, mc, s.pc, s.kc);
+                var jr: usize = 0;
+                while (jr < s.nc) : (jr += P.NR) {
+                    const bpan = s.bp.ptr + jr * s.kc;
+                    const nr: usize = @min(P.NR, s.nc - jr);
+                    var ir: usize = 0;
+                    while (ir < mc) : (ir += P.MR) {
+                        const mr: usize = @min(P.MR, mc - ir);
+                        const c = pr.c + @as(usize, @intCast(@as(isize, @intCast(ic + ir)) * pr.c_rs + @as(isize, @intCast(s.jc + jr)) * pr.c_cs));
+                        K.run(s.kc, ap + ir * s.kc, bpan, c, pr.c_rs, pr.c_cs, mr, nr, pr.alpha, s.beta);
+                    }
+                }
+            }
+        }
+
+        fn gemm(par: *const Parallel, pr: *const Pb) Error!void {
+            const threads: usize = @max(1, par.threads);
+            const kc_max: usize = @min(P.KC, pr.k);
+            const nc_max: usize = @min(P.NC, roundUp(pr.n, P.NR));
+            // Row blocks: at most MC_MAX rows, and at least two blocks per thread when M allows.
+            const want = roundUp((pr.m + 2 * threads - 1) / (2 * threads), P.MR);
+            const mc: usize = @max(P.MR, @min(P.MC_MAX, want));
+            const slots = @min(threads, (pr.m + mc - 1) / mc);
+            const bp = par.alloc(T, kc_max * nc_max) orelse return error.OutOfMemory;
+            defer par.free(bp);
+            const ap = par.alloc(T, slots * P.MC_MAX * kc_max) orelse return error.OutOfMemory;
+            defer par.free(ap);
+            var jc: usize = 0;
+            while (jc < pr.n) : (jc += P.NC) {
+                const nc: usize = @min(P.NC, pr.n - jc);
+                var pc: usize = 0;
+                while (pc < pr.k) : (pc += P.KC) {
+                    var s: Step = .{
+                        .pr = pr,
+                        .par = par,
+                        .bp = bp,
+                        .ap = ap,
+                        .jc = jc,
+                        .nc = nc,
+                        .pc = pc,
+                        .kc = @min(P.KC, pr.k - pc),
+                        .beta = if (pc == 0) pr.beta else 1,
+                        .mc = mc,
+                        .blocks = (pr.m + mc - 1) / mc,
+                        .next = .init(0),
+                    };
+                    const panels = (nc + P.NR - 1) / P.NR;
+                    par.run(panels, @max(1, panels / (2 * threads)), &s, packB);
+                    par.run(slots, 1, &s, blocks);
+                }
+            }
+        }
+    };
+}
+
+fn roundUp(x: usize, m: usize) usize {
+    return (x + m - 1) / m * m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEMV: y[i] = alpha * sum_k A[i, k] x[k] + beta * y[i]
+// ---------------------------------------------------------------------------------------------
+
+fn Gemv(comptime vbits: u32, comptime da: DType, comptime dx: DType) type {
+    const T = Acc(da);
+    const V = lanes(vbits, T);
+    const Vec = @Vector(V, T);
+    const is_float = @typeInfo(T) == .float;
+    const K = Micro(vbits, T);
+    return struct {
+        const Ctx = struct {
+            m: usize,
+            k: usize,
+            a: [*]const u8,
+            a_rs: isize,
+            a_ks: isize,
+            x: [*]const T, // converted, contiguous
+            y: [*]T,
+            y_s: isize,
+            alpha: T,
+            beta: T,
+        };
+
+        inline fn store(c: *const Ctx, i: usize, v: T) void {
+            const dst = &c.y[@intCast(@as(isize, @intCast(i)) * c.y_s)];
+            if (is_float) {
+                dst.* = c.alpha * v + (if (c.beta == 0) 0 else c.beta * dst.*);
+            } else {
+                dst.* = c.alpha *% v +% (if (c.beta == 0) 0 else c.beta *% dst.*);
+            }
+        }
+
+        inline fn loadVec(base: [*]const u8, i: usize) Vec {
+            const E = if (da == .bf16) u16 else dt.Storage(da);
+            const p: [*]const E = @ptrCast(@alignCast(base));
+            const raw: @Vector(V, E) = p[i..][0..V].*;
+            return switch (da) {
+                .f32, .f64 => raw,
+                .f16 => @floatCast(raw),
+                .bf16 => @bitCast(@as(@Vector(V, u32), raw) << @splat(16)),
+                .u32 => @bitCast(raw),
+                else => @intCast(raw),
+            };
+        }
+
+        /// Rows contiguous (a_ks == 1): four dot products at a time.
+        fn dots(c: *const Ctx, begin: usize, end: usize) void {
+            var i = begin;
+            while (i < end) {
+                const h: usize = @min(4, end - i);
+                var acc: [4][2]Vec = @splat(@as([2]Vec, @splat(@as(Vec, @splat(0)))));
+                var rows: [4][*]const u8 = undefined;
+                for (0..4) |r| rows[r] = loadPtr(da, c.a, @as(isize, @intCast(i + @min(r, h - 1))) * c.a_rs);
+                var p: usize = 0;
+                while (p + 2 * V <= c.k) : (p += 2 * V) {
+                    const x0: Vec = c.x[p..][0..V].*;
+                    const x1: Vec = c.x[p + V ..][0..V].*;
+                    inline for (0..4) |r| {
+                        acc[r][0] = K.madd(loadVec(rows[r], p), x0, acc[r][0]);
+                        acc[r][1] = K.madd(loadVec(rows[r], p + V), x1, acc[r][1]);
+                    }
+                }
+                for (0..h) |r| {
+                    var s: T = @reduce(.Add, if (is_float) acc[r][0] + acc[r][1] else acc[r][0] +% acc[r][1]);
+                    for (p..c.k) |q| {
+                        const v = load(da, T, rows[r], @intCast(q));
+                        s = if (is_float) s + v * c.x[q] else s +% v *% c.x[q];
+                    }
+                    store(c, i + r, s);
+                }
+                i += h;
+            }
+        }
+
+        /// Columns contiguous (a_rs == 1): y[block] += x[k] * A[block, k], a block of rows at a time.
+        fn axpys(c: *const Ctx, begin: usize, end: usize) void {
+            const B = 64 * V;
+            var r0 = begin;
+            while (r0 < end) : (r0 += B) {
+                const h: usize = @min(B, end - r0);
+                var acc: [B]T align(64) = @splat(0);
+                for (0..c.k) |p| {
+                    const col = loadPtr(da, c.a, @as(isize, @intCast(p)) * c.a_ks + @as(isize, @intCast(r0)));
+                    const xv: Vec = @splat(c.x[p]);
+                    var r: usize = 0;
+                    while (r + V <= h) : (r += V) {
+                        const dst: *[V]T = acc[r..][0..V];
+                        dst.* = K.madd(loadVec(col, r), xv, dst.*);
+                    }
+                    while (r < h) : (r += 1) {
+                        const v = load(da, T, col, @intCast(r));
+                        acc[r] = if (is_float) acc[r] + v * c.x[p] else acc[r] +% v *% c.x[p];
+                    }
+                }
+                for (0..h) |r| store(c, r0 + r, acc[r]);
+            }
+        }
+
+        /// Neither contiguous: one strided dot product per row.
+        fn strided(c: *const Ctx, begin: usize, end: usize) void {
+            for (begin..end) |i| {
+                var s: T = 0;
+                for (0..c.k) |p| {
+                    const v = load(da, T, c.a, @as(isize, @intCast(i)) * c.a_rs + @as(isize, @intCast(p)) * c.a_ks);
+                    s = if (is_float) s + v * c.x[p] else s +% v *% c.x[p];
+                }
+                store(c, i, s);
+            }
+        }
+
+        /// y (m, stride y_s) = alpha * A (m x k) @ x (k, stride x_s) + beta * y.
+        fn gemv(par: *const Parallel, m: usize, k: usize, alpha: T, a: [*]const u8, a_rs: isize, a_ks: isize, x: [*]const u8, x_s: isize, beta: T, y: [*]T, y_s: isize) Error!void {
+            const xs = par.alloc(T, k) orelse return error.OutOfMemory;
+            defer par.free(xs);
+            for (0..k) |p| xs[p] = load(dx, T, x, @as(isize, @intCast(p)) * x_s);
+            const c: Ctx = .{ .m = m, .k = k, .a = a, .a_rs = a_rs, .a_ks = a_ks, .x = xs.ptr, .y = y, .y_s = y_s, .alpha = alpha, .beta = beta };
+            // Threads over rows; a grain of about 64 KiB of A keeps small products on one thread.
+            const grain = @max(1, (64 * 1024) / @max(1, k * da.size()));
+            if (a_ks == 1) {
+                par.run(m, grain, &c, dots);
+            } else if (a_rs == 1) {
+                par.run(m, @max(grain, 64 * V), &c, axpys);
+            } else {
+                par.run(m, grain, &c, strided);
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------------
+
+/// One product, by the best path: GEMV for a vector operand, else packed GEMM. K == 0 scales C.
+fn product(comptime vbits: u32, comptime da: DType, comptime db: DType, par: *const Parallel, pr: *const Problem(Acc(da))) Error!void {
+    const T = Acc(da);
+    if (pr.m == 0 or pr.n == 0) return;
+    if (pr.k == 0) {
+        for (0..pr.m) |i| for (0..pr.n) |j| {
+            const dst = &pr.c[@intCast(@as(isize, @intCast(i)) * pr.c_rs + @as(isize, @intCast(j)) * pr.c_cs)];
+            dst.* = if (pr.beta == 0) 0 else if (@typeInfo(T) == .float) pr.beta * dst.* else pr.beta *% dst.*;
+        };
+        return;
+    }
+    if (pr.n == 1) {
+        return Gemv(vbits, da, db).gemv(par, pr.m, pr.k, pr.alpha, pr.a, pr.a_rs, pr.a_ks, pr.b, pr.b_ks, pr.beta, pr.c, pr.c_rs);
+    }
+    if (pr.m == 1) {
+        // y^T = x^T B  <=>  y = B^T x: B^T's rows are B's columns.
+        return Gemv(vbits, db, da).gemv(par, pr.n, pr.k, pr.alpha, pr.b, pr.b_cs, pr.b_ks, pr.a, pr.a_ks, pr.beta, pr.c, pr.c_cs);
+    }
+    return Gemm(vbits, da, db).gemm(par, pr);
+}
+
+/// C = alpha * A @ B + beta * C for one pair of matrices of T (f32 or f64), any strides. For the
+/// kernels of other families (linalg's blocked factorisations).
+pub fn matmul(comptime vbits: u32, comptime T: type, par: *const Parallel, m: usize, n: usize, k: usize, alpha: T, a: [*]const T, a_rs: isize, a_cs: isize, b: [*]const T, b_rs: isize, b_cs: isize, beta: T, c: [*]T, c_rs: isize, c_cs: isize) Error!void {
+    const d: DType = if (T == f64) .f64 else if (T == f32) .f32 else @compileError("matmul: f32 or f64");
+    const pr: Problem(T) = .{ .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta, .a = @ptrCast(a), .a_rs = a_rs, .a_ks = a_cs, .b = @ptrCast(b), .b_ks = b_rs, .b_cs = b_cs, .c = c, .c_rs = c_rs, .c_cs = c_cs };
+    return product(vbits, d, d, par, &pr);
+}
+
+/// The batched entry point (see args.GemmArgs). Returns 0, or 1 when scratch memory was refused.
+pub fn gemmBatched(comptime vbits: u32, par: *const Parallel, g: *const args.GemmArgs) u32 {
+    switch (g.in_dtype) {
+        inline else => |d| return batched(vbits, d, par, g),
+    }
+}
+
+fn batched(comptime vbits: u32, comptime d: DType, par: *const Parallel, g: *const args.GemmArgs) u32 {
+    const T = Acc(d);
+    const L = &g.layout;
+    const nb = L.ndim - 3;
+    const m = L.shape[nb];
+    const n = L.shape[nb + 1];
+    const k = L.shape[nb + 2];
+    var batch: usize = 1;
+    for (L.shape[0..nb]) |s| batch *= s;
+    const alpha: T = if (@typeInfo(T) == .float) @floatCast(g.alpha) else @intFromFloat(g.alpha);
+    const beta: T = if (@typeInfo(T) == .float) @floatCast(g.beta) else @intFromFloat(g.beta);
+    const Ctx = struct {
+        g: *const args.GemmArgs,
+        par: *const Parallel,
+        nb: usize,
+        base: Problem(T),
+        failed: std.atomic.Value(u32) = .init(0),
+
+        fn item(c: *@This(), idx: usize, sub: *const Parallel) void {
+            var pr = c.base;
+            var rest = idx;
+            var offs: [3]isize = @splat(0);
+            var ax = c.nb;
+            while (ax > 0) {
+                ax -= 1;
+                const s = c.g.layout.shape[ax];
+                const i: isize = @intCast(rest % s);
+                rest /= s;
+                inline for (0..3) |o| offs[o] += i * c.g.layout.strides[o][ax];
+            }
+            pr.c = pr.c + @as(usize, @intCast(offs[0]));
+            pr.a = loadPtr(d, pr.a, offs[1]);
+            pr.b = loadPtr(d, pr.b, offs[2]);
+            product(vbits, d, d, sub, &pr) catch {
+                c.failed.store(1, .monotonic);
+            };
+        }
+
+        fn many(c: *@This(), begin: usize, end: usize) void {
+            var one = c.par.*;
+            one.threads = 1;
+            for (begin..end) |i| c.item(i, &one);
+        }
+    };
+    var ctx: Ctx = .{
+        .g = g,
+        .par = par,
+        .nb = nb,
+        .base = .{
+            .m = m,
+            .n = n,
+            .k = k,
+            .alpha = alpha,
+            .beta = beta,
+            .a = g.a,
+            .a_rs = L.strides[1][nb],
+            .a_ks = L.strides[1][nb + 2],
+            .b = g.b,
+            .b_ks = L.strides[2][nb + 2],
+            .b_cs = L.strides[2][nb + 1],
+            .c = @ptrCast(@alignCast(g.out)),
+            .c_rs = L.strides[0][nb],
+            .c_cs = L.strides[0][nb + 1],
+        },
+    };
+    // Small products in a batch: threads over the batch; large ones: threads inside each product.
+    const flops = m * n * k;
+    if (batch > 1 and flops < 128 * 128 * 128) {
+        par.run(batch, @max(1, (64 * 64 * 64) / @max(1, flops)), &ctx, Ctx.many);
+    } else {
+        for (0..batch) |i| ctx.item(i, par);
+    }
+    return ctx.failed.load(.monotonic);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests (run per level by build.zig): against a naive f64 product, over edge sizes and strides.
+// ---------------------------------------------------------------------------------------------
+
+fn naive(m: usize, n: usize, k: usize, a: []const f64, a_rs: usize, a_ks: usize, b: []const f64, b_ks: usize, b_cs: usize, out: []f64) void {
+    for (0..m) |i| for (0..n) |j| {
+        var s: f64 = 0;
+        for (0..k) |p| s += a[i * a_rs + p * a_ks] * b[p * b_ks + j * b_cs];
+        out[i * n + j] = s;
+    };
+}
+
+fn checkSizes(comptime vbits: u32, comptime T: type, m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) !void {
+    const gpa = std.testing.allocator;
+    var rng = std.Random.DefaultPrng.init(m * 1000003 + n * 1009 + k);
+    const r = rng.random();
+    const a64 = try gpa.alloc(f64, m * k);
+    defer gpa.free(a64);
+    const b64 = try gpa.alloc(f64, k * n);
+    defer gpa.free(b64);
+    for (a64) |*v| v.* = @floatFromInt(r.intRangeAtMost(i32, -8, 8));
+    for (b64) |*v| v.* = @floatFromInt(r.intRangeAtMost(i32, -8, 8));
+    const a = try gpa.alloc(T, m * k);
+    defer gpa.free(a);
+    const b = try gpa.alloc(T, k * n);
+    defer gpa.free(b);
+    for (a, a64) |*x, y| x.* = @floatCast(y);
+    for (b, b64) |*x, y| x.* = @floatCast(y);
+    // A stored row-major (rs = k, ks = 1) or transposed (rs = 1, ks = m); same for B.
+    const a_rs: usize = if (trans_a) 1 else k;
+    const a_ks: usize = if (trans_a) m else 1;
+    const b_ks: usize = if (trans_b) 1 else n;
+    const b_cs: usize = if (trans_b) k else 1;
+    const want = try gpa.alloc(f64, m * n);
+    defer gpa.free(want);
+    naive(m, n, k, a64, a_rs, a_ks, b64, b_ks, b_cs, want);
+    const c = try gpa.alloc(T, m * n);
+    defer gpa.free(c);
+    @memset(c, 7);
+    const par = Parallel.testing();
+    try matmul(vbits, T, &par, m, n, k, 1, a.ptr, @intCast(a_rs), @intCast(a_ks), b.ptr, @intCast(b_ks), @intCast(b_cs), 0, c.ptr, @intCast(n), 1);
+    for (c, want) |x, y| try std.testing.expectEqual(y, @as(f64, x));
+    // beta = 1, alpha = 2: C = 2AB + previous C (= AB) = 3AB.
+    try matmul(vbits, T, &par, m, n, k, 2, a.ptr, @intCast(a_rs), @intCast(a_ks), b.ptr, @intCast(b_ks), @intCast(b_cs), 1, c.ptr, @intCast(n), 1);
+    for (c, want) |x, y| try std.testing.expectEqual(3 * y, @as(f64, x));
+}
+
+test "gemm matches a naive product at edge sizes, strides and levels" {
+    const build_options = @import("build_options");
+    const vb = build_options.vector_bits;
+    const sizes = [_][3]usize{ .{ 1, 1, 1 }, .{ 3, 5, 7 }, .{ 17, 33, 9 }, .{ 64, 64, 64 }, .{ 29, 70, 300 }, .{ 130, 3, 41 }, .{ 2, 100, 513 }, .{ 1, 37, 50 }, .{ 45, 1, 50 } };
+    for (sizes) |s| {
+        inline for (.{ f32, f64 }) |T| {
+            try checkSizes(vb, T, s[0], s[1], s[2], false, false);
+            try checkSizes(vb, T, s[0], s[1], s[2], true, false);
+            try checkSizes(vb, T, s[0], s[1], s[2], false, true);
+            try checkSizes(vb, T, s[0], s[1], s[2], true, true);
+        }
+    }
+}
