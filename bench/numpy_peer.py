@@ -14,9 +14,37 @@ except ImportError as e:  # the bench says so and goes on without the peer
     print(json.dumps({"error": f"numpy is not installed ({e})"}))
     sys.exit(0)
 
+# ---- linalg cases (bench/linalg.ts) ---------------------------------------------------------------
+# A case {"name", "linalg": {"op", "n"}} times numpy.linalg on an n x n float32 matrix (standard
+# normal; A^T A + n I for cholesky and eigh), b a float32 vector for solve.
+LINALG_STMT = {
+    "inv": "np.linalg.inv(a)",
+    "solve": "np.linalg.solve(a, b)",
+    "det": "np.linalg.det(a)",
+    "cholesky": "np.linalg.cholesky(spd)",
+    "qr": "np.linalg.qr(a)",
+    "svd": "np.linalg.svd(a)",
+    "eigh": "np.linalg.eigh(spd)",
+}
+
+
+def linalg_case(spec):
+    n = int(spec["n"])
+    setup = (
+        f"rng = np.random.default_rng(1); a = rng.standard_normal(({n}, {n})).astype(np.float32); "
+        f"b = rng.standard_normal({n}).astype(np.float32); "
+        f"spd = (a.T @ a + {n} * np.eye({n}, dtype=np.float32)).astype(np.float32)"
+    )
+    return setup, LINALG_STMT[spec["op"]]
+
+
+# ---- end of linalg cases ------------------------------------------------------------------------------
+
 cases = json.loads(sys.argv[1])
 out = {"numpy": np.__version__}
 for case in cases:
+    if "linalg" in case:
+        case["setup"], case["stmt"] = linalg_case(case["linalg"])
     env = {"np": np}
     exec(case["setup"], env)
     t = timeit.Timer(case["stmt"], globals=env)

@@ -46,4 +46,5 @@ export {
 export * from "./ops/reduce.ts";
 export * from "./ops/nn.ts";
 export * from "./ops/elementwise.ts";
+export { linalg, type QrOptions, type SvdOptions, type QrResult, type SvdResult, type EighResult, type NormOrder } from "./ops/linalg.ts";
 export * from "./ops/matmul.ts";

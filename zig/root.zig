@@ -575,6 +575,62 @@ export fn bn_matmul(out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?
     return ok();
 }
 
+/// bn.linalg (args.LinalgArgs, zig/cpu/linalg.zig): op = args.LinalgOp over a batch of matrices.
+/// Layout: shape [batch..., m, n] of a; strides0 = a's strides, strides1 = b's (solve: b is
+/// [batch..., n, k], stride 0 on broadcast batch axes). Outputs are contiguous in out_dtype (f32,
+/// f16 or bf16: the input's float dtype, f32 for integer inputs). flags: qr 1 = complete; svd bit
+/// 0 = full matrices, bit 1 = compute U/Vt; norm_matrix: args.MatrixNorm. p: the vector norm order.
+export fn bn_linalg(op: u32, in_dtype: u32, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, out0: ?*anyopaque, out1: ?*anyopaque, out2: ?*anyopaque, k: f64, flags: u32, p: f64, ndim: u32) i32 {
+    const lop = std.enums.fromInt(args_mod.LinalgOp, op) orelse return fail(.invalid_argument, "linalg: unknown op {d}", .{op});
+    const name = @tagName(lop);
+    const id = switch (dtypeOr(in_dtype, name)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const od = switch (dtypeOr(out_dtype, name)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    if (id == .f64) return fail(.dtype, "{s}: {t} is not a tensor dtype", .{ name, id });
+    const want: DType = if (isTensorFloat(id)) id else .f32;
+    if (od != want) return fail(.dtype, "{s} of {t} gives {t}, not {t}", .{ name, id, want, od });
+    if (ndim < 2) return fail(.shape, "{s}: needs [batch..., m, n], got {d} axes", .{ name, ndim });
+    var args: args_mod.LinalgArgs = .{ .op = lop, .in_dtype = id, .out_dtype = od, .flags = flags, .k = 0, .p = p, .a = undefined, .b = null, .out = .{ @ptrCast(out0), @ptrCast(out1), @ptrCast(out2) }, .fail_item = 0, .fail_at = 0, .layout = undefined };
+    if (readLayout(2, name, ndim, &args.layout)) |st| return st;
+    const m = args.layout.shape[ndim - 2];
+    const n = args.layout.shape[ndim - 1];
+    var batch: usize = 1;
+    for (args.layout.shape[0 .. ndim - 2]) |dim| batch *= dim;
+    const outs: usize = switch (lop) {
+        .inv, .det, .cholesky, .solve => 1,
+        .qr, .eigh => 2,
+        .svd => if (flags & 2 != 0) 3 else 1,
+        .norm_vector, .norm_matrix => 1,
+    };
+    switch (lop) {
+        .inv, .det, .cholesky, .eigh, .solve => if (m != n) return fail(.shape, "{s}: needs square matrices, got {d}x{d}", .{ name, m, n }),
+        .qr => if (flags > 1) return fail(.invalid_argument, "qr: unknown mode flags {d}", .{flags}),
+        .svd => if (flags > 3) return fail(.invalid_argument, "svd: unknown flags {d}", .{flags}),
+        .norm_matrix => if (std.enums.fromInt(args_mod.MatrixNorm, flags) == null) return fail(.invalid_argument, "norm: unknown matrix order code {d}", .{flags}),
+        .norm_vector => if (std.math.isNan(p)) return fail(.invalid_argument, "norm: the order is NaN", .{}),
+    }
+    if (lop == .solve) args.k = count(k) orelse return fail(.shape, "solve: invalid column count {d}", .{k});
+    if (batch == 0) return ok();
+    args.a = @ptrCast(a orelse return fail(.invalid_argument, "{s}: null operand", .{name}));
+    if (lop == .solve) args.b = @ptrCast(b orelse return fail(.invalid_argument, "solve: null right-hand side", .{}));
+    for (args.out[0..outs]) |o| if (o == null) return fail(.invalid_argument, "{s}: null output", .{name});
+    const e = getEngine();
+    const code = e.table.linalg(&e.par, &args);
+    return switch (code) {
+        0 => ok(),
+        1 => fail(.out_of_memory, "scratch memory for a {d}x{d} matrix was refused", .{ m, n }),
+        2 => fail(.linalg, "singular matrix (matrix {d} of the batch: pivot {d} is exactly zero)", .{ args.fail_item, args.fail_at }),
+        3 => fail(.linalg, "matrix is not positive definite (matrix {d} of the batch: the leading minor of order {d} is not positive)", .{ args.fail_item, args.fail_at + 1 }),
+        4 => fail(.linalg, "did not converge (matrix {d} of the batch; NaN or Inf in the input?)", .{args.fail_item}),
+        else => fail(.internal, "{s}: unknown kernel status {d}", .{ name, code }),
+    };
+}
+
 test {
     _ = os;
     _ = threads;

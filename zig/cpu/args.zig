@@ -149,3 +149,33 @@ pub const GemmArgs = extern struct {
     b: [*]const u8,
     layout: strided.Layout(3),
 };
+
+pub const LinalgOp = enum(u32) { inv = 0, solve = 1, det = 2, cholesky = 3, qr = 4, svd = 5, eigh = 6, norm_vector = 7, norm_matrix = 8 };
+
+/// Matrix norm orders (numpy.linalg.norm's ord for a matrix).
+pub const MatrixNorm = enum(u32) { fro = 0, nuc = 1, one = 2, neg_one = 3, two = 4, neg_two = 5, inf = 6, neg_inf = 7 };
+
+/// One linalg call over a batch (zig/cpu/linalg.zig). layout.shape = [batch..., m, n], the shape
+/// of a; strides[0] = a's strides, strides[1] = b's ([batch..., n, k]: its last two are b's row
+/// and column strides; a stride-0 batch axis broadcasts). Outputs are contiguous in out_dtype,
+/// one block per batch item in row-major batch order:
+///   inv [n, n] · solve [n, k] · det [] · cholesky [n, n] · qr Q [m, mc], R [mc, n] (mc = m when
+///   flags bit 0 "complete", else min(m, n)) · svd U [m, uc], S [min], Vt [vc, n] (flags bit 0:
+///   full matrices, bit 1: compute U and Vt; without it S is out[0]) · eigh w [n], V [n, n] ·
+///   norm_vector (order p over all m x n elements) [] · norm_matrix (flags = MatrixNorm) [].
+/// The kernel returns linalg.Fail; on failure fail_item is the first failing batch item and
+/// fail_at the pivot / row involved.
+pub const LinalgArgs = extern struct {
+    op: LinalgOp,
+    in_dtype: DType,
+    out_dtype: DType,
+    flags: u32,
+    k: usize,
+    p: f64,
+    a: [*]const u8,
+    b: ?[*]const u8,
+    out: [3]?[*]u8,
+    fail_item: usize,
+    fail_at: usize,
+    layout: strided.Layout(2),
+};

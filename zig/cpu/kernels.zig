@@ -15,6 +15,7 @@ const elementwise = @import("elementwise.zig");
 const reduce_mod = @import("reduce.zig");
 const norm_mod = @import("norm.zig");
 const gemm_mod = @import("gemm.zig");
+const linalg_mod = @import("linalg.zig");
 const Parallel = @import("parallel.zig").Parallel;
 const DType = dt.DType;
 
@@ -84,6 +85,10 @@ fn gemmK(par: *const Parallel, a: *const args.GemmArgs) callconv(.c) u32 {
     return gemm_mod.gemmBatched(vector_bits, par, a);
 }
 
+fn linalgK(par: *const Parallel, a: *args.LinalgArgs) callconv(.c) u32 {
+    return linalg_mod.linalg(vector_bits, par, a);
+}
+
 const table: Table = .{
     .level = std.fmt.comptimePrint("{s}", .{level}),
     .vector_bits = vector_bits,
@@ -100,6 +105,7 @@ const table: Table = .{
     .softmax = softmaxK,
     .norm = normK,
     .gemm = gemmK,
+    .linalg = linalgK,
 };
 
 fn getTable() callconv(.c) *const Table {
@@ -121,4 +127,5 @@ test {
     _ = reduce_mod;
     _ = norm_mod;
     _ = gemm_mod;
+    _ = linalg_mod;
 }

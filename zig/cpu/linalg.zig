@@ -27,6 +27,7 @@ const dt = @import("dtype.zig");
 const args = @import("args.zig");
 const Parallel = @import("parallel.zig").Parallel;
 const ptrAt = @import("copy.zig").ptrAt;
+const gemm_mod = @import("gemm.zig");
 const DType = dt.DType;
 const Op = args.LinalgOp;
 const MatrixNorm = args.MatrixNorm;
@@ -299,6 +300,21 @@ pub fn Kernels(comptime vbits: u32) type {
             par.run(panels, @max(1, (96 * 1024) / work), &g, Gemm.task);
         }
 
+        /// C (ldc) -= A (lda) B (ldb), all row-major: the trailing updates of the blocked
+        /// factorisations. Large ones go to the engine's packed GEMM (zig/cpu/gemm.zig); small
+        /// ones, and any whose packing memory is refused, to the register-tiled loop above.
+        fn update(par: *const Parallel, m: usize, n: usize, k: usize, a: [*]const f64, lda: usize, b: [*]const f64, ldb: usize, c: [*]f64, ldc: usize) void {
+            if (m >= 64 and n >= 64 and m * n * k >= 1 << 19) {
+                const s = struct {
+                    fn i(x: usize) isize {
+                        return @intCast(x);
+                    }
+                }.i;
+                if (gemm_mod.matmul(vbits, f64, par, m, n, k, -1, a, s(lda), 1, b, s(ldb), 1, 1, c, s(ldc), 1)) |_| return else |_| {}
+            }
+            gemm(par, m, n, k, -1, a, lda, 1, b, ldb, 1, c, ldc);
+        }
+
         // ---- LU -------------------------------------------------------------------------------
 
         /// In-place LU with partial pivoting of the n x n matrix a (ld n): piv[j] = row swapped
@@ -338,7 +354,7 @@ pub fn Kernels(comptime vbits: u32) type {
                     for (j0 + 1..je) |r| {
                         for (j0..r) |p| axpy(-a[r * n + p], a + p * n + je, a + r * n + je, n - je);
                     }
-                    gemm(par, n - je, n - je, je - j0, -1, a + je * n + j0, n, 1, a + j0 * n + je, n, 1, a + je * n + je, n);
+                    update(par, n - je, n - je, je - j0, a + je * n + j0, n, a + j0 * n + je, n, a + je * n + je, n);
                 }
                 j0 = je;
             }
@@ -412,7 +428,7 @@ pub fn Kernels(comptime vbits: u32) type {
                     var r0: usize = 0;
                     while (r0 < rest) : (r0 += rb) {
                         const r1 = @min(rest, r0 + rb);
-                        gemm(par, r1 - r0, r1, jb, -1, a + (je + r0) * n + j0, n, 1, panel, rest, 1, a + (je + r0) * n + je, n);
+                        update(par, r1 - r0, r1, jb, a + (je + r0) * n + j0, n, panel, rest, a + (je + r0) * n + je, n);
                     }
                 }
                 j0 = je;
@@ -425,6 +441,12 @@ pub fn Kernels(comptime vbits: u32) type {
         /// LAPACK's larfg on x[0] (alpha) and x[1..len] at stride inc: on return x[0] = beta,
         /// x[1..] = v[1..] (v[0] = 1 implicit); returns tau (0: H = I).
         fn larfg(x: [*]f64, len: usize, inc: usize) f64 {
+            var sc: f64 = 0;
+            return larfgScale(x, len, inc, &sc);
+        }
+
+        /// larfg that also reports the factor v[1..] = x[1..] * scale.
+        fn larfgScale(x: [*]f64, len: usize, inc: usize, scale: *f64) f64 {
             if (len <= 1) return 0;
             var ss: f64 = 0;
             var mx: f64 = 0;
@@ -439,6 +461,7 @@ pub fn Kernels(comptime vbits: u32) type {
             const beta = -std.math.copysign(std.math.hypot(alpha, xnorm), alpha);
             const tau = (beta - alpha) / beta;
             const sc = 1.0 / (alpha - beta);
+            scale.* = sc;
             for (1..len) |i| x[i * inc] *= sc;
             x[0] = beta;
             return tau;
@@ -542,27 +565,73 @@ pub fn Kernels(comptime vbits: u32) type {
 
         // ---- symmetric eigenproblem ----------------------------------------------------------
 
-        /// Tridiagonalises the symmetric a (n x n, ld n; full storage) in place: d diagonal,
-        /// e[k] = T[k+1, k]; reflector k in row k (columns k+1.., v[0] = 1) with tau[k].
-        fn sytrd(a: [*]f64, n: usize, d: [*]f64, e: [*]f64, tau: [*]f64, p: [*]f64) void {
+        /// Tridiagonalises the symmetric matrix whose LOWER triangle is in a (n x n, ld n): d
+        /// diagonal, e[k] = T[k+1, k]; reflector k stored in row k's upper part (columns k+1..,
+        /// v[0] = 1) with tau[k]. One pass over the lower triangle per step: the rank-2 update
+        /// of step k and the symmetric matrix-vector product of step k+1 share it (the next
+        /// reflector's column is updated first, from the vectors alone). p0, p1: n words each.
+        fn sytrd(a: [*]f64, n: usize, d: [*]f64, e: [*]f64, tau: [*]f64, p0: [*]f64, p1: [*]f64) void {
             if (n == 0) return;
-            for (0..n - 1) |k| {
-                const len = n - k - 1;
-                const x = a + k * n + k + 1;
-                d[k] = a[k * n + k];
-                const tk = larfg(x, len, 1);
-                e[k] = x[0];
-                tau[k] = tk;
-                if (tk == 0) continue;
-                x[0] = 1;
-                const s = a + (k + 1) * n + k + 1;
-                for (0..len) |i| p[i] = tk * dot(s + i * n, x, len);
-                const kf = -0.5 * tk * dot(p, x, len);
-                axpy(kf, x, p, len); // p = w
-                for (0..len) |i| axpy2(-x[i], p, -p[i], x, s + i * n, len);
-            }
-            d[n - 1] = a[(n - 1) * n + n - 1];
             e[n - 1] = 0;
+            tau[n - 1] = 0;
+            var p = p0;
+            var pn = p1;
+            if (n >= 2) {
+                // Reflector 0 from column 0, gathered into row 0; then p = tau S v.
+                const x = a + 1;
+                for (1..n) |i| x[i - 1] = a[i * n];
+                const t0 = larfg(x, n - 1, 1);
+                tau[0] = t0;
+                e[0] = x[0];
+                if (t0 != 0) {
+                    x[0] = 1;
+                    @memset(p[0 .. n - 1], 0);
+                    for (0..n - 1) |ii| symvRow(a + (1 + ii) * n + 1, x, p, ii);
+                    scal(t0, p, n - 1);
+                }
+            }
+            for (0..n) |k| {
+                d[k] = a[k * n + k];
+                if (k + 1 >= n) break;
+                const len = n - k - 1;
+                const v = a + k * n + k + 1;
+                const tk = tau[k];
+                if (tk != 0) axpy(-0.5 * tk * dot(p, v, len), v, p, len); // p = w
+                // The next reflector, from column k+1 of the updated trailing matrix.
+                var tn: f64 = 0;
+                const xn = a + (k + 1) * n + k + 2;
+                if (len >= 2) {
+                    for (1..len) |i| {
+                        var c = a[(k + 1 + i) * n + k + 1];
+                        if (tk != 0) c -= v[i] * p[0] + p[i] * v[0];
+                        xn[i - 1] = c;
+                    }
+                    tn = larfg(xn, len - 1, 1);
+                    tau[k + 1] = tn;
+                    e[k + 1] = xn[0];
+                    if (tn != 0) {
+                        xn[0] = 1;
+                        @memset(pn[0 .. len - 1], 0);
+                    }
+                }
+                if (tk == 0 and tn == 0) continue;
+                for (0..len) |i| {
+                    const row = a + (k + 1 + i) * n + k + 1;
+                    if (tk != 0) axpy2(-v[i], p, -p[i], v, row, i + 1);
+                    if (tn != 0 and i >= 1) symvRow(row + 1, xn, pn, i - 1);
+                }
+                if (tn != 0) scal(tn, pn, len - 1);
+                const t = p;
+                p = pn;
+                pn = t;
+            }
+        }
+
+        /// Row i of a symmetric matrix stored as its lower triangle (r = row start, r[0..i+1]):
+        /// adds its contributions to p = S x.
+        inline fn symvRow(r: [*]const f64, x: [*]const f64, p: [*]f64, i: usize) void {
+            p[i] += dot(r, x, i) + r[i] * x[i];
+            axpy(x[i], r, p, i);
         }
 
         /// zt (n x n) <- Q^T of sytrd's reflectors.
@@ -643,37 +712,47 @@ pub fn Kernels(comptime vbits: u32) type {
 
         /// Bidiagonalises a (m x n, ld n, m >= n) in place: d diagonal, e[k] = B[k, k+1]; left
         /// reflector k below the diagonal of column k (tauq), right reflector k in row k from
-        /// column k+2 (taup). w: n words.
-        fn gebrd(a: [*]f64, m: usize, n: usize, d: [*]f64, e: [*]f64, tauq: [*]f64, taup: [*]f64, w: [*]f64) void {
+        /// column k+2 (taup). One pass over the trailing rows per step: each row gets the left
+        /// update, then the right one, then feeds the next left reflector's vᵀA (its column is
+        /// final once the row is). w, z: n words each.
+        fn gebrd(a: [*]f64, m: usize, n: usize, d: [*]f64, e: [*]f64, tauq: [*]f64, taup: [*]f64, w: [*]f64, z: [*]f64) void {
+            if (n == 0) return;
+            // Left reflector 0 and w = v^T A[:, 1..].
+            tauq[0] = larfg(a, m, n);
+            if (tauq[0] != 0 and n > 1) {
+                @memcpy(w[0 .. n - 1], a[1..n]);
+                for (1..m) |i| axpy(a[i * n], a + i * n + 1, w, n - 1);
+            }
             for (0..n) |k| {
-                const tq = larfg(a + k * n + k, m - k, n);
-                tauq[k] = tq;
+                const tq = tauq[k];
                 d[k] = a[k * n + k];
                 const width = n - k - 1;
-                if (tq != 0 and width > 0) {
-                    const first = a + k * n + k + 1;
-                    @memcpy(w[0..width], first[0..width]);
-                    for (k + 1..m) |i| axpy(a[i * n + k], a + i * n + k + 1, w, width);
-                    axpy(-tq, w, first, width);
-                    for (k + 1..m) |i| axpy(-tq * a[i * n + k], w, a + i * n + k + 1, width);
-                }
                 if (width == 0) {
                     e[k] = 0;
                     taup[k] = 0;
-                    continue;
+                    break;
                 }
                 const x = a + k * n + k + 1;
+                if (tq != 0) axpy(-tq, w, x, width);
                 const tp = larfg(x, width, 1);
                 taup[k] = tp;
                 e[k] = x[0];
-                if (tp != 0) {
-                    const saved = x[0];
-                    x[0] = 1;
-                    for (k + 1..m) |i| {
-                        const row = a + i * n + k + 1;
-                        axpy(-tp * dot(row, x, width), x, row, width);
-                    }
-                    x[0] = saved;
+                if (tp != 0) x[0] = 1;
+                if (width >= 2) @memset(z[0 .. width - 1], 0);
+                for (k + 1..m) |i| {
+                    const row = a + i * n + k + 1;
+                    if (tq != 0) axpy(-tq * a[i * n + k], w, row, width);
+                    if (tp != 0) axpy(-tp * dot(row, x, width), x, row, width);
+                    if (i >= k + 2 and width >= 2) axpy(row[0], row + 1, z, width - 1);
+                }
+                if (tp != 0) x[0] = e[k];
+                // The next left reflector (column k+1) and its w = v^T A[k+1.., k+2..].
+                var sc: f64 = 0;
+                const tn = larfgScale(a + (k + 1) * n + k + 1, m - k - 1, n, &sc);
+                tauq[k + 1] = tn;
+                if (tn != 0 and width >= 2) {
+                    const r1 = a + (k + 1) * n + k + 2;
+                    for (0..width - 1) |j| w[j] = r1[j] + sc * z[j];
                 }
             }
         }
@@ -974,7 +1053,7 @@ fn item(comptime K: type, job: anytype, idx: usize, par: *const Parallel) Res {
             return .{};
         },
         .eigh => {
-            var ar = Arena.init(par, words(&.{ n * n, n * n, n, n, n, n, n })) orelse return .{ .code = .oom };
+            var ar = Arena.init(par, words(&.{ n * n, n * n, n, n, n, n, n, n })) orelse return .{ .code = .oom };
             defer ar.deinit(par);
             const a = ar.take(n * n);
             const zt = ar.take(n * n);
@@ -982,12 +1061,10 @@ fn item(comptime K: type, job: anytype, idx: usize, par: *const Parallel) Res {
             const e = ar.take(n);
             const tau = ar.take(n);
             const p = ar.take(n);
+            const p1 = ar.take(n);
             const perm = ar.takeIdx(n);
             loadMat(la.in_dtype, la.a, offs[0], ars, acs, n, n, a, n);
-            for (0..n) |i| for (i + 1..n) |j| {
-                a[i * n + j] = a[j * n + i]; // the lower triangle (UPLO = 'L')
-            };
-            K.sytrd(a, n, d, e, tau, p);
+            K.sytrd(a, n, d, e, tau, p, p1); // reads the lower triangle only (UPLO = 'L')
             K.orgtrT(a, n, tau, zt);
             if (!K.tql(d, e, n, zt)) return .{ .code = .no_convergence };
             sortIdx(perm, d, n, false);
@@ -1088,7 +1165,7 @@ fn svdItem(comptime K: type, la: *args.LinalgArgs, idx: usize, offs: [2]isize, m
     const mm = if (trans) n0 else m0;
     const nn = if (trans) m0 else n0;
     const uc = if (!want_uv) 0 else if (full) mm else nn;
-    var ar = Arena.init(par, words(&.{ mm * nn, nn, nn, nn, nn, mm, uc * mm, if (want_uv) nn * nn else 0, nn, nn })) orelse return .{ .code = .oom };
+    var ar = Arena.init(par, words(&.{ mm * nn, nn, nn, nn, nn, mm, uc * mm, if (want_uv) nn * nn else 0, nn, nn, nn })) orelse return .{ .code = .oom };
     defer ar.deinit(par);
     const a = ar.take(mm * nn);
     const d = ar.take(nn);
@@ -1100,8 +1177,9 @@ fn svdItem(comptime K: type, la: *args.LinalgArgs, idx: usize, offs: [2]isize, m
     const vt = ar.take(if (want_uv) nn * nn else 0);
     const perm = ar.takeIdx(nn);
     const s = ar.take(nn);
+    const z = ar.take(nn);
     if (trans) loadMat(la.in_dtype, la.a, offs[0], acs, ars, mm, nn, a, nn) else loadMat(la.in_dtype, la.a, offs[0], ars, acs, mm, nn, a, nn);
-    K.gebrd(a, mm, nn, d, e, tauq, taup, w);
+    K.gebrd(a, mm, nn, d, e, tauq, taup, w, z);
     if (want_uv) K.orgbr(a, mm, nn, tauq, taup, ut, uc, vt, w);
     // rv1[i] = B[i-1, i]
     if (nn > 0) {
@@ -1196,23 +1274,44 @@ test "gemm matches a reference for odd sizes" {
     for (want, c) |w, x| try testing.expectApproxEqAbs(w, x, 1e-12);
 }
 
-test "LU solves and inverts (blocked sizes)" {
+test "LU and Cholesky solve and invert (unblocked, blocked, and packed-GEMM trailing updates)" {
     const par = Parallel.testing();
-    inline for (.{ 5, 70 }) |n| {
-        var a: [n * n]f64 = undefined;
-        var lu: [n * n]f64 = undefined;
-        var x: [n * n]f64 = undefined;
-        var prod: [n * n]f64 = undefined;
-        var piv: [n]usize = undefined;
-        fillRand(&a, 7);
-        lu = a;
-        try testing.expect(TK.getrf(&par, &lu, n, &piv) == null);
+    const al = testing.allocator;
+    for ([_]usize{ 5, 70, 200 }) |n| {
+        const a = try al.alloc(f64, n * n);
+        defer al.free(a);
+        const lu = try al.alloc(f64, n * n);
+        defer al.free(lu);
+        const x = try al.alloc(f64, n * n);
+        defer al.free(x);
+        const prod = try al.alloc(f64, n * n);
+        defer al.free(prod);
+        const piv = try al.alloc(usize, n);
+        defer al.free(piv);
+        fillRand(a, 7);
+        @memcpy(lu, a);
+        try testing.expect(TK.getrf(&par, lu.ptr, n, piv.ptr) == null);
         for (0..n) |i| for (0..n) |j| {
             x[i * n + j] = if (i == j) 1 else 0;
         };
-        TK.getrs(&par, &lu, n, &piv, &x, n);
-        matmulRef(&a, &x, &prod, n, n, n);
-        for (0..n) |i| for (0..n) |j| try testing.expectApproxEqAbs(@as(f64, if (i == j) 1 else 0), prod[i * n + j], 1e-9);
+        TK.getrs(&par, lu.ptr, n, piv.ptr, x.ptr, n);
+        matmulRef(a, x, prod, n, n, n);
+        for (0..n) |i| for (0..n) |j| try testing.expectApproxEqAbs(@as(f64, if (i == j) 1 else 0), prod[i * n + j], 1e-8);
+        // Cholesky of A A^T + n I.
+        for (0..n) |i| for (0..n) |j| {
+            var s: f64 = 0;
+            for (0..n) |p| s += a[i * n + p] * a[j * n + p];
+            lu[i * n + j] = s + if (i == j) @as(f64, @floatFromInt(n)) else 0;
+        };
+        @memcpy(x, lu);
+        const panel = try al.alloc(f64, nb * n);
+        defer al.free(panel);
+        try testing.expect(TK.potrf(&par, x.ptr, n, panel.ptr) == null);
+        for (0..n) |i| for (0..i + 1) |j| {
+            var s: f64 = 0;
+            for (0..j + 1) |p| s += x[i * n + p] * x[j * n + p];
+            try testing.expectApproxEqAbs(lu[i * n + j], s, 1e-8 * @as(f64, @floatFromInt(n)));
+        };
     }
 }
 

@@ -24,4 +24,6 @@ pub const Table = extern struct {
     norm: *const fn (par: *const Parallel, a: *const args.NormArgs) callconv(.c) void,
     /// Returns 0, or 1 when scratch memory was refused.
     gemm: *const fn (par: *const Parallel, a: *const args.GemmArgs) callconv(.c) u32,
+    /// Returns a linalg.Fail code (0 = ok); failure details in the args' fail_item / fail_at.
+    linalg: *const fn (par: *const Parallel, a: *args.LinalgArgs) callconv(.c) u32,
 };
