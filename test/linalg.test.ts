@@ -772,3 +772,55 @@ describe("errors", () => {
     expect(bn.memory.stats().bytesInUse).toBeLessThanOrEqual(before);
   });
 });
+
+// ---- every SIMD level ---------------------------------------------------------------------------------
+
+describe("every compiled SIMD level the CPU runs", () => {
+  const caps = bn.deviceCapabilities();
+  const levels = caps.simdCompiled.filter((level) => {
+    try {
+      bn.setSimdLevel(level);
+      return true;
+    } catch (e) {
+      if (!(e instanceof bn.DeviceError)) throw e;
+      return false;
+    } finally {
+      bn.setSimdLevel(caps.simdDetected);
+    }
+  });
+  test("levels exist", () => expect(levels).toContain(caps.simdDetected));
+  for (const level of levels) {
+    test(`${level}: inv, cholesky (blocked sizes), qr, svd and eigh reconstruct`, () => {
+      bn.setSimdLevel(level);
+      try {
+        for (const n of [5, 33, 100]) {
+          const [a, A] = input([], n, n, "transposed", (_, i, j) => noise(n)(i * n + j));
+          using x = L.inv(a);
+          const X = vals(x);
+          near(mm(A, X, n, n, n), eye(n), 20 * n * EPS * fro(A) * fro(X), `${level} inv ${n}`);
+          const spd = mm(tr(A, n, n), A, n, n, n);
+          for (let i = 0; i < n; i++) spd[i * n + i]! += n;
+          using s = bn.tensor(spd, { shape: [n, n] });
+          const S = vals(s);
+          using l = L.cholesky(s);
+          const Lv = vals(l);
+          near(mm(Lv, tr(Lv, n, n), n, n, n), S, 20 * n * EPS * fro(S), `${level} cholesky ${n}`);
+          const { U, S: sv, Vt } = L.svd(a);
+          const uv = vals(U);
+          const sg = vals(sv);
+          const us = uv.map((v, i) => v * sg[i % n]!);
+          near(mm(us, vals(Vt), n, n, n), A, 30 * n * EPS * fro(A), `${level} svd ${n}`);
+          const e = L.eigh(s);
+          const V = vals(e.eigenvectors);
+          const w = vals(e.eigenvalues);
+          near(mm(V.map((v, i) => v * w[i % n]!), tr(V, n, n), n, n, n), S, 30 * n * EPS * fro(S), `${level} eigh ${n}`);
+          const { Q, R } = L.qr(a);
+          near(mm(vals(Q), vals(R), n, n, n), A, 30 * n * EPS * fro(A), `${level} qr ${n}`);
+          for (const t of [U, sv, Vt, e.eigenvalues, e.eigenvectors, Q, R, a]) t.dispose();
+        }
+      } finally {
+        bn.setSimdLevel(caps.simdDetected);
+      }
+    });
+  }
+});
