@@ -55,10 +55,11 @@ export interface NumpyCase {
 
 /**
  * Runs NumPy on the same cases in a python3 subprocess (bench/numpy_peer.py) and returns median
- * seconds per call by name, or an explanation when numpy or python3 is absent.
+ * seconds per call by name, or an explanation when numpy or python3 is absent. `env` is added to
+ * the subprocess' environment (e.g. OPENBLAS_NUM_THREADS, to give BLAS our thread count).
  */
-export function numpyPeer(cases: NumpyCase[]): { times: Record<string, number>; version?: string; error?: string } {
-  const p = Bun.spawnSync(["python3", `${import.meta.dir}/numpy_peer.py`, JSON.stringify(cases)], { env: process.env });
+export function numpyPeer(cases: NumpyCase[], env: Record<string, string> = {}): { times: Record<string, number>; version?: string; error?: string } {
+  const p = Bun.spawnSync(["python3", `${import.meta.dir}/numpy_peer.py`, JSON.stringify(cases)], { env: { ...process.env, ...env } });
   if (p.exitCode !== 0) return { times: {}, error: `python3 failed: ${p.stderr.toString().trim().split("\n").pop()}` };
   const res = JSON.parse(p.stdout.toString());
   if (res.error) return { times: {}, error: res.error };

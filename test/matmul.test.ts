@@ -143,8 +143,13 @@ function refMatmul(a: Arr, b: Arr): Arr {
 }
 
 function flat(t: bn.Tensor): number[] {
-  const v = t.toArray();
-  return Array.isArray(v) ? (v.flat(Infinity) as (number | boolean)[]).map(Number) : [Number(v)];
+  const out: number[] = [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) for (const x of v) walk(x);
+    else out.push(Number(v));
+  };
+  walk(t.toArray());
+  return out;
 }
 
 /** The exact result of an integer-valued product in dtype d (numpy's answer). */
