@@ -631,6 +631,36 @@ export fn bn_linalg(op: u32, in_dtype: u32, out_dtype: u32, a: ?*const anyopaque
     };
 }
 
+/// ggml's ternary block formats (args.TernaryPackArgs, zig/cpu/ternary_pack.zig) over `n`
+/// weights (a multiple of 256, contiguous). op 0 pack: values (i8) + scales (f32 per block) ->
+/// blocks; op 1 unpack: blocks -> values (i8) and, when not null, scales (f32); op 2 dequantize:
+/// blocks -> out in dtype (f32, f16 or bf16). format: 0 = tq2_0, 1 = tq1_0.
+export fn bn_ternary_pack(op: u32, format: u32, dtype: u32, values: ?*anyopaque, scales: ?*anyopaque, blocks: ?*anyopaque, out: ?*anyopaque, n: f64) i32 {
+    const top = std.enums.fromInt(args_mod.TernaryOp, op) orelse return fail(.invalid_argument, "ternary_pack: unknown op {d}", .{op});
+    const f = std.enums.fromInt(args_mod.TernaryFormat, format) orelse return fail(.invalid_argument, "ternary_pack: unknown format code {d}", .{format});
+    const d = switch (dtypeOr(dtype, "ternary_pack")) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const len = count(n) orelse return fail(.invalid_argument, "ternary_pack: invalid weight count {d}", .{n});
+    if (len % 256 != 0) return fail(.shape, "ternary_pack: {t} blocks hold 256 weights; {d} weights is not a multiple of 256", .{ f, len });
+    if (top == .dequantize and !isTensorFloat(d)) return fail(.dtype, "ternary_pack: dequantize gives f32, f16 or bf16, not {t}", .{d});
+    var args: args_mod.TernaryPackArgs = .{ .op = top, .format = f, .dtype = d, .nblocks = len / 256, .values = @ptrCast(values), .scales = @ptrCast(scales), .blocks = undefined, .out = @ptrCast(out), .fail_at = 0 };
+    if (len == 0) return ok();
+    args.blocks = @ptrCast(blocks orelse return fail(.invalid_argument, "ternary_pack: null blocks", .{}));
+    switch (top) {
+        .pack => if (values == null or scales == null) return fail(.invalid_argument, "ternary_pack: pack needs values and scales", .{}),
+        .unpack => if (values == null) return fail(.invalid_argument, "ternary_pack: unpack needs a values buffer", .{}),
+        .dequantize => if (out == null) return fail(.invalid_argument, "ternary_pack: null output", .{}),
+    }
+    const e = getEngine();
+    if (e.table.ternary_pack(&e.par, &args) != 0) {
+        const v: i8 = @as([*]const i8, @ptrCast(values.?))[args.fail_at];
+        return fail(.invalid_argument, "ternary_pack: value {d} at index {d} is not -1, 0 or 1", .{ v, args.fail_at });
+    }
+    return ok();
+}
+
 test {
     _ = os;
     _ = threads;

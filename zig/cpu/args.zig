@@ -179,3 +179,25 @@ pub const LinalgArgs = extern struct {
     fail_at: usize,
     layout: strided.Layout(2),
 };
+
+pub const TernaryOp = enum(u32) { pack = 0, unpack = 1, dequantize = 2 };
+
+/// ggml's ternary block formats (zig/cpu/ternary_pack.zig): 256 weights and an f16 scale a block.
+pub const TernaryFormat = enum(u32) { tq2_0 = 0, tq1_0 = 1 };
+
+/// One call over `nblocks` contiguous blocks (zig/cpu/ternary_pack.zig). pack: values (i8, 256
+/// a block) and scales (f32, one a block) -> blocks; unpack: blocks -> values (i8) and, when not
+/// null, scales (f32); dequantize: blocks -> out (`dtype`: f32, f16 or bf16, 256 a block). The
+/// kernel returns 0, or 1 when a packed value is not -1, 0 or 1 (fail_at = its element index).
+pub const TernaryPackArgs = extern struct {
+    op: TernaryOp,
+    format: TernaryFormat,
+    dtype: DType,
+    _pad: u32 = 0,
+    nblocks: usize,
+    values: ?[*]u8,
+    scales: ?[*]u8,
+    blocks: [*]u8,
+    out: ?[*]u8,
+    fail_at: usize,
+};

@@ -16,6 +16,7 @@ const reduce_mod = @import("reduce.zig");
 const norm_mod = @import("norm.zig");
 const gemm_mod = @import("gemm.zig");
 const linalg_mod = @import("linalg.zig");
+const ternary_pack_mod = @import("ternary_pack.zig");
 const Parallel = @import("parallel.zig").Parallel;
 const DType = dt.DType;
 
@@ -89,6 +90,10 @@ fn linalgK(par: *const Parallel, a: *args.LinalgArgs) callconv(.c) u32 {
     return linalg_mod.linalg(vector_bits, par, a);
 }
 
+fn ternaryPackK(par: *const Parallel, a: *args.TernaryPackArgs) callconv(.c) u32 {
+    return ternary_pack_mod.ternaryPack(vector_bits, par, a);
+}
+
 const table: Table = .{
     .level = std.fmt.comptimePrint("{s}", .{level}),
     .vector_bits = vector_bits,
@@ -106,6 +111,7 @@ const table: Table = .{
     .norm = normK,
     .gemm = gemmK,
     .linalg = linalgK,
+    .ternary_pack = ternaryPackK,
 };
 
 fn getTable() callconv(.c) *const Table {
@@ -128,4 +134,5 @@ test {
     _ = norm_mod;
     _ = gemm_mod;
     _ = linalg_mod;
+    _ = ternary_pack_mod;
 }

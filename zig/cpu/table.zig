@@ -26,4 +26,6 @@ pub const Table = extern struct {
     gemm: *const fn (par: *const Parallel, a: *const args.GemmArgs) callconv(.c) u32,
     /// Returns a linalg.Fail code (0 = ok); failure details in the args' fail_item / fail_at.
     linalg: *const fn (par: *const Parallel, a: *args.LinalgArgs) callconv(.c) u32,
+    /// ggml TQ2_0/TQ1_0 blocks: returns 0, or 1 when a packed value is not in {-1, 0, 1}.
+    ternary_pack: *const fn (par: *const Parallel, a: *args.TernaryPackArgs) callconv(.c) u32,
 };
