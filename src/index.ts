@@ -48,3 +48,5 @@ export * from "./ops/nn.ts";
 export * from "./ops/elementwise.ts";
 export { linalg, type QrOptions, type SvdOptions, type QrResult, type SvdResult, type EighResult, type NormOrder } from "./ops/linalg.ts";
 export * from "./ops/matmul.ts";
+export { gguf, type GGUFContents, type GGUFFile, type GGUFBlockTensor, type GGUFValue, type GGUFType } from "./io/gguf.ts";
+export { save, load } from "./io/npy.ts";
