@@ -2,7 +2,9 @@
 // `bun examples/comprehensive_tensor_demo.ts`.
 //
 // Part 1 — tensors: creation, dtypes, zero-copy views, where native memory goes.
-// (Later parts — math, linear algebra, BitNet layers — arrive with their issues.)
+// Part 2 — math and linear algebra: broadcasting, reductions, matmul, a least-squares fit with
+// qr, a low-rank approximation with svd.
+// (Later parts — BitNet layers, training — arrive with their issues.)
 import * as bn from "../src/index.ts";
 
 const caps = bn.deviceCapabilities();
@@ -69,4 +71,93 @@ try {
   m.toArray();
 } catch (err) {
   console.log(`use after dispose -> ${(err as Error).name}: ${(err as Error).message}`);
+}
+
+// =================================================================================================
+// Part 2 — math and linear algebra
+// =================================================================================================
+console.log("\n== math: broadcasting, reductions, activations ==");
+{
+  using xs = bn.linspace(-2, 2, 5);
+  using grid = bn.tensor([[0], [1], [2]]).add(xs); // [3, 1] + [5] -> [3, 5], no copies of either
+  console.log("[[0],[1],[2]] + linspace(-2, 2, 5) =\n" + String(grid));
+  using rowSum = grid.sum({ axis: 1 });
+  using colMax = grid.max({ axis: 0, keepdims: true });
+  console.log("sum over axis 1 =", String(rowSum), " max over axis 0 (keepdims) =", String(colMax));
+  using sm = bn.softmax(grid);
+  using g = bn.gelu(xs);
+  console.log("softmax rows sum to", String(sm.sum({ axis: -1 })), " gelu(linspace) =", String(g));
+}
+
+console.log("\n== matmul ==");
+{
+  using w = bn.randn([3, 4], { seed: 1 });
+  using xb = bn.randn([2, 5, 4], { seed: 2 });
+  using y = bn.matmul(xb, w.T); // batched [2, 5, 4] @ [4, 3]: w.T is read in place, no copy
+  console.log(`x ${fmt(xb.shape)} @ w.T ${fmt(w.T.shape)} -> ${fmt(y.shape)}`);
+  using v = bn.tensor([1, 2, 3, 4]);
+  using wv = bn.matmul(w, v);
+  console.log("w @ [1, 2, 3, 4] =", String(wv), " dot(v, v) =", String(bn.dot(v, v)));
+}
+
+console.log("\n== least squares with qr: fit y = c0 + c1 t + c2 t² to noisy samples ==");
+{
+  const n = 50;
+  using t = bn.linspace(0, 1, n);
+  using noise = bn.randn([n], { seed: 3 }).mul(0.01);
+  using yObs = t.mul(t).mul(-3).add(t.mul(2)).add(0.5).add(noise); // truth: 0.5 + 2t - 3t²
+  using ones = bn.ones([n]);
+  using t2 = t.mul(t);
+  using A = bn.stack([ones, t, t2], 1); // the [n, 3] design matrix
+  const { Q, R } = bn.linalg.qr(A); // reduced: Q [n, 3], R [3, 3]
+  using qty = bn.matmul(Q.T, yObs);
+  using coef = bn.linalg.solve(R, qty); // R c = Qᵀ y
+  console.log("coefficients (truth 0.5, 2, -3):", String(coef));
+  using resid = bn.matmul(A, coef).sub(yObs);
+  console.log("residual norm:", bn.linalg.norm(resid).item().toFixed(4), "(noise 0.01 per sample)");
+  Q.dispose();
+  R.dispose();
+}
+
+console.log("\n== low-rank approximation with svd ==");
+{
+  // A rank-2 matrix plus a little noise: two singular values stand out.
+  using u = bn.randn([40, 2], { seed: 4 });
+  using vt = bn.randn([2, 30], { seed: 5 });
+  using M = bn.matmul(u, vt).add(bn.randn([40, 30], { seed: 6 }).mul(0.01));
+  const { U, S, Vt } = bn.linalg.svd(M, { fullMatrices: false });
+  console.log("largest singular values:", String(S.slice([[0, 4]])));
+  using U2 = U.slice([null, [0, 2]]);
+  using S2 = S.slice([[0, 2]]);
+  using Vt2 = Vt.slice([[0, 2]]);
+  using approx = bn.matmul(U2.mul(S2), Vt2); // U[:, :2] diag(S[:2]) Vt[:2]
+  using err = approx.sub(M);
+  const rel = bn.linalg.norm(err).item() / bn.linalg.norm(M).item();
+  console.log(`rank-2 approximation: relative error ${rel.toExponential(2)} (Frobenius), ${U2.size + S2.size + Vt2.size} numbers instead of ${M.size}`);
+  for (const x of [U, S, Vt]) x.dispose();
+}
+
+console.log("\n== linear algebra checks ==");
+{
+  using B = bn.randn([4, 4], { seed: 7 });
+  using spd = bn.matmul(B.T, B).add(bn.eye(4).mul(4));
+  using L = bn.linalg.cholesky(spd);
+  using back = bn.matmul(L, L.T).sub(spd);
+  console.log("cholesky: max |L Lᵀ - A| =", bn.abs(back).max().item().toExponential(2));
+  using Ainv = bn.linalg.inv(spd);
+  using I = bn.matmul(spd, Ainv).sub(bn.eye(4));
+  console.log("inv: max |A A⁻¹ - I| =", bn.abs(I).max().item().toExponential(2), " det =", bn.linalg.det(spd).item().toFixed(3));
+  const { eigenvalues, eigenvectors } = bn.linalg.eigh(spd);
+  console.log("eigh: eigenvalues (ascending) =", String(eigenvalues));
+  eigenvalues.dispose();
+  eigenvectors.dispose();
+  try {
+    bn.linalg.inv(bn.zeros([3, 3]));
+  } catch (err) {
+    console.log(`inv of a singular matrix -> ${(err as Error).name}: ${(err as Error).message}`);
+  }
+}
+
+function fmt(shape: number[]): string {
+  return `[${shape.join(", ")}]`;
 }

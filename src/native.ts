@@ -154,7 +154,9 @@ export function lastMessage(): string {
 
 /** Builds the BitNetError subclass matching a status code. */
 export function errorFor(status: number, op: string, context = ""): BitNetError {
-  const msg = lastMessage() + (context ? ` (${context})` : "");
+  // Native messages name the engine entry point ("matmul: ..."); the error adds `op` itself.
+  const raw = lastMessage();
+  const msg = (raw.startsWith(`${op}: `) ? raw.slice(op.length + 2) : raw) + (context ? ` (${context})` : "");
   switch (status) {
     case Status.shape:
       return new ShapeError(op, msg);
