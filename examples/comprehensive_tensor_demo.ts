@@ -114,7 +114,7 @@ console.log("\n== least squares with qr: fit y = c0 + c1 t + c2 t² to noisy sam
   using coef = bn.linalg.solve(R, qty); // R c = Qᵀ y
   console.log("coefficients (truth 0.5, 2, -3):", String(coef));
   using resid = bn.matmul(A, coef).sub(yObs);
-  console.log("residual norm:", bn.linalg.norm(resid).item().toFixed(4), "(noise 0.01 per sample)");
+  console.log("residual norm:", Number(bn.linalg.norm(resid).item()).toFixed(4), "(noise 0.01 per sample)");
   Q.dispose();
   R.dispose();
 }
@@ -132,7 +132,7 @@ console.log("\n== low-rank approximation with svd ==");
   using Vt2 = Vt.slice([[0, 2]]);
   using approx = bn.matmul(U2.mul(S2), Vt2); // U[:, :2] diag(S[:2]) Vt[:2]
   using err = approx.sub(M);
-  const rel = bn.linalg.norm(err).item() / bn.linalg.norm(M).item();
+  const rel = Number(bn.linalg.norm(err).item()) / Number(bn.linalg.norm(M).item());
   console.log(`rank-2 approximation: relative error ${rel.toExponential(2)} (Frobenius), ${U2.size + S2.size + Vt2.size} numbers instead of ${M.size}`);
   for (const x of [U, S, Vt]) x.dispose();
 }
@@ -143,10 +143,10 @@ console.log("\n== linear algebra checks ==");
   using spd = bn.matmul(B.T, B).add(bn.eye(4).mul(4));
   using L = bn.linalg.cholesky(spd);
   using back = bn.matmul(L, L.T).sub(spd);
-  console.log("cholesky: max |L Lᵀ - A| =", bn.abs(back).max().item().toExponential(2));
+  console.log("cholesky: max |L Lᵀ - A| =", Number(bn.abs(back).max().item()).toExponential(2));
   using Ainv = bn.linalg.inv(spd);
   using I = bn.matmul(spd, Ainv).sub(bn.eye(4));
-  console.log("inv: max |A A⁻¹ - I| =", bn.abs(I).max().item().toExponential(2), " det =", bn.linalg.det(spd).item().toFixed(3));
+  console.log("inv: max |A A⁻¹ - I| =", Number(bn.abs(I).max().item()).toExponential(2), " det =", Number(bn.linalg.det(spd).item()).toFixed(3));
   const { eigenvalues, eigenvectors } = bn.linalg.eigh(spd);
   console.log("eigh: eigenvalues (ascending) =", String(eigenvalues));
   eigenvalues.dispose();
