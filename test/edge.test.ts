@@ -5,7 +5,7 @@
 // NumPy the test says so and checks the documented rule (docs/tensor_implementation_guide.md).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as bn from "../src/index.ts";
-import { castRef, toBF16, toF16, toF32, wrapInt } from "./helpers.ts";
+import { castRef, toBF16, toF16, toF32, wrapInt, runnableLevels } from "./helpers.ts";
 
 const FLOAT = ["f32", "f16", "bf16"] as const;
 const INT = ["i8", "i16", "i32", "u8", "u16", "u32"] as const;
@@ -58,17 +58,7 @@ function binary(op: (a: bn.Tensor, b: bn.Tensor) => bn.Tensor, d: bn.DType, pair
 const ulp32 = (r: number) => 2 ** (Math.max(Math.floor(Math.log2(Math.abs(r) || 2 ** -149)), -126) - 23);
 
 const caps = bn.deviceCapabilities();
-const LEVELS = caps.simdCompiled.filter((level) => {
-  try {
-    bn.setSimdLevel(level);
-    return true;
-  } catch (e) {
-    if (!(e instanceof bn.DeviceError)) throw e;
-    return false;
-  } finally {
-    bn.setSimdLevel(caps.simdDetected);
-  }
-});
+const LEVELS = runnableLevels();
 
 test("edge tests run at several SIMD levels", () => {
   expect(LEVELS).toContain(caps.simdDetected);

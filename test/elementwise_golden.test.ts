@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as bn from "../src/index.ts";
-import { toBF16, toF16, toF32 } from "./helpers.ts";
+import { toBF16, toF16, toF32, runnableLevels } from "./helpers.ts";
 
 type Num = number | "nan" | "inf" | "-inf";
 interface BinaryCase {
@@ -98,17 +98,7 @@ function close(op: string, d: bn.DType, x: number, y: number, r: number): boolea
 // ---- SIMD levels ------------------------------------------------------------------------------
 
 const caps = bn.deviceCapabilities();
-const LEVELS = caps.simdCompiled.filter((level) => {
-  try {
-    bn.setSimdLevel(level);
-    return true;
-  } catch (e) {
-    if (!(e instanceof bn.DeviceError)) throw e;
-    return false;
-  } finally {
-    bn.setSimdLevel(caps.simdDetected);
-  }
-});
+const LEVELS = runnableLevels();
 
 test("the golden file is NumPy's and this CPU runs several SIMD levels", () => {
   expect(G.generator).toBe("test/fixtures/gen_elementwise.py");

@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as bn from "../src/index.ts";
 import type { DType } from "../src/index.ts";
 
 /** A row-major float64 array: the reference every view and copy is checked against. */
@@ -178,4 +179,23 @@ export function tempDirs(): (prefix: string) => string {
     made.push(d);
     return d;
   };
+}
+
+/**
+ * The compiled SIMD levels this CPU runs (those `bn.setSimdLevel` accepts), found by trying each
+ * and restoring the detected level. A refusal other than DeviceError is a bug and is rethrown.
+ */
+export function runnableLevels(): string[] {
+  const caps = bn.deviceCapabilities();
+  return caps.simdCompiled.filter((level) => {
+    try {
+      bn.setSimdLevel(level);
+      return true;
+    } catch (e) {
+      if (!(e instanceof bn.DeviceError)) throw e;
+      return false;
+    } finally {
+      bn.setSimdLevel(caps.simdDetected);
+    }
+  });
 }

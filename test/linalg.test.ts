@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as bn from "../src/index.ts";
-import { castRef } from "./helpers.ts";
+import { castRef, runnableLevels } from "./helpers.ts";
 
 const L = bn.linalg;
 type Float = "f32" | "f16" | "bf16";
@@ -777,17 +777,7 @@ describe("errors", () => {
 
 describe("every compiled SIMD level the CPU runs", () => {
   const caps = bn.deviceCapabilities();
-  const levels = caps.simdCompiled.filter((level) => {
-    try {
-      bn.setSimdLevel(level);
-      return true;
-    } catch (e) {
-      if (!(e instanceof bn.DeviceError)) throw e;
-      return false;
-    } finally {
-      bn.setSimdLevel(caps.simdDetected);
-    }
-  });
+  const levels = runnableLevels();
   test("levels exist", () => expect(levels).toContain(caps.simdDetected));
   for (const level of levels) {
     test(`${level}: inv, cholesky (blocked sizes), qr, svd and eigh reconstruct`, () => {

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import * as bn from "../src/index.ts";
 import type { DType } from "../src/index.ts";
-import { castRef, wrapInt } from "./helpers.ts";
+import { castRef, runnableLevels, wrapInt } from "./helpers.ts";
 
 /** A row-major float64 array with its shape. */
 interface Arr {
@@ -159,19 +159,7 @@ function exactIn(x: number, d: DType): number {
   return wrapInt(x, d);
 }
 
-const LEVELS = (() => {
-  const caps = bn.deviceCapabilities();
-  return caps.simdCompiled.filter((l) => {
-    try {
-      bn.setSimdLevel(l);
-      return true;
-    } catch {
-      return false;
-    } finally {
-      bn.setSimdLevel(caps.simdDetected);
-    }
-  });
-})();
+const LEVELS = runnableLevels();
 
 function atEveryLevel(body: () => void): void {
   const caps = bn.deviceCapabilities();

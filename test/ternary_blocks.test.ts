@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as bn from "../src/index.ts";
+import { runnableLevels } from "./helpers.ts";
 import { BLOCK_BYTES, type BlockFormat, bitsPerWeight, dequantizeBlocks, packBlocks, unpackBlocks } from "../src/quant/blocks.ts";
 
 const dir = join(import.meta.dir, "fixtures", "ternary");
@@ -41,16 +42,7 @@ function ggmlTernary(x: Float32Array): { t: Int8Array; d: Float32Array } {
 const ref = ggmlTernary(input);
 
 const caps = bn.deviceCapabilities();
-const LEVELS = caps.simdCompiled.filter((level) => {
-  try {
-    bn.setSimdLevel(level);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    bn.setSimdLevel(caps.simdDetected);
-  }
-});
+const LEVELS = runnableLevels();
 
 test("bits per weight: tq2_0 = 66 B / 256 = 2.0625, tq1_0 = 54 B / 256 = 1.6875", () => {
   expect(BLOCK_BYTES).toEqual({ tq2_0: 66, tq1_0: 54 });
