@@ -22,5 +22,15 @@ fi
 
 bun install --frozen-lockfile >/dev/null
 bun scripts/gen-abi.ts --check
-python3 -m ziglang build
+# On glibc Linux, build for the same target as the shipped linux prebuilt (glibc 2.28): the kernel
+# objects are then the very ones `zig build prebuilt` (run by the package test) needs, and come
+# from the build cache there instead of being compiled twice.
+target=()
+if [ "$(uname -s)" = Linux ] && getconf GNU_LIBC_VERSION >/dev/null 2>&1; then
+  case "$(uname -m)" in
+    x86_64) target=(-Dtarget=x86_64-linux-gnu.2.28) ;;
+    aarch64) target=(-Dtarget=aarch64-linux-gnu.2.28) ;;
+  esac
+fi
+python3 -m ziglang build "${target[@]}"
 echo "setup: bun $(bun --version), zig $(python3 -m ziglang version), engine at zig-out/lib"

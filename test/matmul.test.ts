@@ -313,6 +313,25 @@ describe("matmul", () => {
     }
   });
 
+  test("operands converted before the product keep their layout: mixed dtypes, transposed and strided views", () => {
+    for (const [da, db] of [["i8", "f32"], ["f16", "bf16"], ["u8", "i16"], ["bool", "i32"], ["f32", "f16"]] as [DType, DType][]) {
+      for (const la of [0, 1, 2]) {
+        const nonneg = da === "u8" || da === "bool";
+        const a = ints([2, 5, 7], 11, da === "bool" ? 1 : 3, nonneg);
+        const b = ints([7, 6], 12, 3);
+        const ca = { shape: a.shape, data: a.data.map((v) => exactIn(v, da)) };
+        const w = refMatmul(ca, b);
+        using ta = make(a, da, la);
+        using tb = make(b, db, 2 - la);
+        using c = bn.matmul(ta, tb);
+        const rd = bn.promoteTypes(da, db);
+        expect(flat(c)).toEqual(Array.from(w.data, (v) => exactIn(v, rd)));
+        using d = bn.dot(ta, tb);
+        expect(flat(d)).toEqual(Array.from(w.data, (v) => exactIn(v, rd)));
+      }
+    }
+  });
+
   test("1-D operands and batches", () => {
     using v = bn.tensor([1, 2, 3]);
     using s = bn.matmul(v, v);

@@ -558,6 +558,10 @@ export fn bn_matmul(out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?
         .ok => |v| v,
         .err => |e| return e,
     };
+    switch (id) {
+        .f32, .f16, .bf16, .i32, .f64 => {},
+        else => return fail(.dtype, "matmul: the kernel reads f32, f16, bf16 or i32 operands, not {t} (widen integers to i32 first)", .{id}),
+    }
     const want: DType = if (isTensorFloat(id)) .f32 else if (id == .f64) .f64 else .i32;
     if (od != want) return fail(.dtype, "matmul of {t} accumulates in {t}, not {t}", .{ id, want, od });
     if (ndim < 3) return fail(.shape, "matmul: a layout needs [batch..., M, N, K], got {d} axes", .{ndim});
@@ -571,7 +575,11 @@ export fn bn_matmul(out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?
     args.a = if (kdim == 0) @ptrCast(out.?) else @ptrCast(a orelse return fail(.invalid_argument, "matmul: null operand", .{}));
     args.b = if (kdim == 0) @ptrCast(out.?) else @ptrCast(b orelse return fail(.invalid_argument, "matmul: null operand", .{}));
     const e = getEngine();
-    if (e.table.gemm(&e.par, &args) != 0) return fail(.out_of_memory, "matmul: scratch memory for packing was refused", .{});
+    switch (e.table.gemm(&e.par, &args)) {
+        0 => {},
+        1 => return fail(.out_of_memory, "matmul: scratch memory for packing was refused", .{}),
+        else => return fail(.dtype, "matmul: no kernel for {t}", .{id}),
+    }
     return ok();
 }
 

@@ -39,35 +39,41 @@ function accOf(d: DType): DType {
 }
 
 /**
- * Runs the batched GEMM: out[...] = a[...] @ b[...] over the layout [batch..., M, N, K], then
- * converts to `rd` if that is not the accumulation type. `outShape`/`outSt` give where each
+ * The operands as the kernel reads them: f32/f16/bf16 (both the promoted float dtype) or i32
+ * (narrower integers and bool widen exactly; products of those types are not the fast path).
+ * Converted copies are contiguous and go to `temps` for the caller to dispose.
+ */
+function kernelOperands(a: Tensor, b: Tensor, rd: DType, temps: Tensor[]): [Tensor, Tensor] {
+  const kd: DType = dtypeInfo(rd).isFloat ? rd : "i32";
+  const conv = (t: Tensor) => {
+    if (t._dt.name === kd) return t;
+    const c = t.astype(kd);
+    temps.push(c);
+    return c;
+  };
+  return [conv(a), conv(b)];
+}
+
+/**
+ * Runs the batched GEMM over the layout [batch..., M, N, K] (operands already in a kernel dtype),
+ * then converts to `rd` if that is not the accumulation type. `so` gives where each
  * (batch, M, N) element lands in the result (a contiguous tensor of `resultShape`).
  */
-function gemm(op: string, a: Tensor, b: Tensor, rd: DType, device: number, layout: number[], sa: number[], sb: number[], resultShape: number[], so: number[]): Tensor {
-  const temps: Tensor[] = [];
+function gemm(op: string, a: Tensor, b: Tensor, rd: DType, device: number, layout: number[], sa: number[], sb: number[], resultShape: number[], so: number[], what: string): Tensor {
+  const acc = accOf(rd);
+  const out = Tensor._alloc(resultShape, dtypeInfo(acc), device, op);
   try {
-    const ca = a._dt.name === rd ? a : (temps.push(a.astype(rd)), temps[temps.length - 1]!);
-    const cb = b._dt.name === rd ? b : (temps.push(b.astype(rd)), temps[temps.length - 1]!);
-    const acc = accOf(rd);
-    const out = Tensor._alloc(resultShape, dtypeInfo(acc), device, op);
-    try {
-      if (out._size > 0) {
-        putLayout(layout, so, sa, sb);
-        check(
-          sym.bn_matmul(out._ptr(op), dtypeInfo(acc).code, ca._ptr(op), cb._ptr(op), ca._dt.code, 1, 0, layout.length),
-          op,
-          `${a._dt.name} ${fmtShape(a._shape)} @ ${b._dt.name} ${fmtShape(b._shape)}`,
-        );
-      }
-      if (acc === rd) return out;
-      temps.push(out);
-      return out.astype(rd);
-    } catch (e) {
-      if (!temps.includes(out)) out.dispose();
-      throw e;
+    if (out._size > 0) {
+      putLayout(layout, so, sa, sb);
+      check(sym.bn_matmul(out._ptr(op), dtypeInfo(acc).code, a._ptr(op), b._ptr(op), a._dt.code, 1, 0, layout.length), op, what);
     }
-  } finally {
-    for (const t of temps) t.dispose();
+    if (acc === rd) return out;
+    const r = out.astype(rd);
+    out.dispose();
+    return r;
+  } catch (e) {
+    if (out._s !== null) out.dispose();
+    throw e;
   }
 }
 
@@ -91,6 +97,17 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     throw new ShapeError(op, `needs operands of at least 1 dimension, got ${fmtShape(x._shape)} and ${fmtShape(y._shape)} (use mul for scalars)`);
   }
   const rd = promoteTypes(x._dt.name, y._dt.name);
+  const what = `${x._dt.name} ${fmtShape(x._shape)} @ ${y._dt.name} ${fmtShape(y._shape)}`;
+  const temps: Tensor[] = [];
+  try {
+    const [cx, cy] = kernelOperands(x, y, rd, temps);
+    return matmulLayout(op, cx, cy, rd, device, what);
+  } finally {
+    for (const t of temps) t.dispose();
+  }
+}
+
+function matmulLayout(op: string, x: Tensor, y: Tensor, rd: DType, device: number, what: string): Tensor {
   // Promote 1-D operands to matrices: a row [1, K] first, a column [K, 1] second.
   const xs = x._shape.length === 1 ? [1, x._shape[0]!] : x._shape;
   const xst = x._shape.length === 1 ? [0, x._st()[0]!] : x._st();
@@ -123,7 +140,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const layout = [...batch, m, n, k];
   const sa = [...sxb, xst[xst.length - 2]!, 0, xst[xst.length - 1]!];
   const sb = [...syb, 0, yst[yst.length - 1]!, yst[yst.length - 2]!];
-  return gemm(op, x, y, rd, device, layout, sa, sb, resultShape, so);
+  return gemm(op, x, y, rd, device, layout, sa, sb, resultShape, so, what);
 }
 
 /**
@@ -142,6 +159,17 @@ export function dot(a: Tensor, b: Tensor): Tensor {
   if (x._shape.length <= 2 && y._shape.length <= 2) return matmul(x, y);
   if (y._shape.length === 1) return matmul(x, y);
   const rd = promoteTypes(x._dt.name, y._dt.name);
+  const what = `${x._dt.name} ${fmtShape(x._shape)} · ${y._dt.name} ${fmtShape(y._shape)}`;
+  const temps: Tensor[] = [];
+  try {
+    const [cx, cy] = kernelOperands(x, y, rd, temps);
+    return dotLayout(op, cx, cy, rd, device, what);
+  } finally {
+    for (const t of temps) t.dispose();
+  }
+}
+
+function dotLayout(op: string, x: Tensor, y: Tensor, rd: DType, device: number, what: string): Tensor {
   // Layout [a_outer..., b_outer..., M, N, K]: a's leading axes and b's leading axes are
   // independent batch axes (each operand has stride 0 along the other's).
   const xs = x._shape.length === 1 ? [1, x._shape[0]!] : x._shape;
@@ -162,7 +190,7 @@ export function dot(a: Tensor, b: Tensor): Tensor {
   const layout = [...ao, ...bo, m, n, k];
   const sa = [...xst.slice(0, -2), ...bo.map(() => 0), xst[xst.length - 2]!, 0, xst[xst.length - 1]!];
   const sb = [...ao.map(() => 0), ...yst.slice(0, -2), 0, yst[yst.length - 1]!, yst[yst.length - 2]!];
-  return gemm(op, x, y, rd, device, layout, sa, sb, resultShape, so);
+  return gemm(op, x, y, rd, device, layout, sa, sb, resultShape, so, what);
 }
 
 /**
