@@ -297,9 +297,11 @@ pub fn Gemm(comptime vbits: u32, comptime da: DType, comptime db: DType) type {
             const threads: usize = @max(1, par.threads);
             const kc_max: usize = @min(P.KC, pr.k);
             const nc_max: usize = @min(P.NC, roundUp(pr.n, P.NR));
-            // Row blocks: at most MC_MAX rows, and at least two blocks per thread when M allows.
-            const want = roundUp((pr.m + 2 * threads - 1) / (2 * threads), P.MR);
-            const mc: usize = @max(P.MR, @min(P.MC_MAX, want));
+            // Row blocks: a multiple of the thread count (at least two each when M allows), each
+            // at most MC_MAX rows, so that no thread is left with one block more than another.
+            const min_blocks = (pr.m + P.MC_MAX - 1) / P.MC_MAX;
+            const nblocks = roundUp(@max(min_blocks, 2 * threads), threads);
+            const mc: usize = @max(P.MR, @min(P.MC_MAX, roundUp((pr.m + nblocks - 1) / nblocks, P.MR)));
             const slots = @min(threads, (pr.m + mc - 1) / mc);
             const bp = par.alloc(T, kc_max * nc_max) orelse return error.OutOfMemory;
             defer par.free(bp);
