@@ -87,6 +87,8 @@ fn engineModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.b
         const obj = b.addObject(.{
             .name = b.fmt("kernels_{s}", .{level.name}),
             .root_module = kernelModule(b, target, optimize, level),
+            // Kernels use inline assembly (vpdpbusd, sdot, ...) that only the LLVM backend takes.
+            .use_llvm = true,
         });
         m.addObject(obj);
     }
@@ -151,7 +153,7 @@ pub fn build(b: *std.Build) void {
     // emulator when cross-testing with -fqemu).
     for (levelsFor(target.result.cpu.arch)) |level| {
         if (target.query.isNative() and !hostRuns(b, level)) continue;
-        const kt = b.addTest(.{ .name = b.fmt("kernels-{s}", .{level.name}), .root_module = kernelModule(b, target, test_optimize, level) });
+        const kt = b.addTest(.{ .name = b.fmt("kernels-{s}", .{level.name}), .root_module = kernelModule(b, target, test_optimize, level), .use_llvm = true });
         test_step.dependOn(&alwaysRun(b, kt).step);
     }
 }

@@ -86,4 +86,5 @@ export const symbols = {
   bn_matmul: { args: ["ptr", "u32", "ptr", "ptr", "u32", "f64", "f64", "u32"], returns: "i32" },
   bn_linalg: { args: ["u32", "u32", "u32", "ptr", "ptr", "ptr", "ptr", "ptr", "f64", "u32", "f64", "u32"], returns: "i32" },
   bn_ternary_pack: { args: ["u32", "u32", "u32", "ptr", "ptr", "ptr", "ptr", "f64"], returns: "i32" },
+  bn_ternary_matmul: { args: ["ptr", "ptr", "u32", "ptr", "ptr", "u32", "u32", "f64", "f64", "f64", "f64", "f64", "u32"], returns: "i32" },
 } as const;

@@ -50,3 +50,4 @@ export { linalg, type QrOptions, type SvdOptions, type QrResult, type SvdResult,
 export * from "./ops/matmul.ts";
 export { gguf, type GGUFContents, type GGUFFile, type GGUFBlockTensor, type GGUFValue, type GGUFType } from "./io/gguf.ts";
 export { save, load } from "./io/npy.ts";
+export { quant, QuantizedTensor, TernaryTensor, TERNARY_EPS, type Int8Granularity, type Int8Options, type TernaryFormat, type TernaryGranularity, type TernaryOptions } from "./quant/index.ts";

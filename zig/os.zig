@@ -162,6 +162,17 @@ fn readSysfsNumber(path_buf: *[96]u8, idx: []const u8, field: []const u8) ?usize
     return std.fmt.parseInt(usize, digits, 10) catch null;
 }
 
+/// Whether an AArch64 processor has the dot-product instructions (FEAT_DotProd: SDOT/UDOT), as
+/// the OS reports it (Linux: AT_HWCAP's ASIMDDP bit; macOS: hw.optional.arm.FEAT_DotProd).
+pub fn armDotProd() bool {
+    if (builtin.cpu.arch != .aarch64) return false;
+    return switch (builtin.os.tag) {
+        .linux => (c.getauxval(16) & (1 << 20)) != 0,
+        .macos => sysctlUsize("hw.optional.arm.FEAT_DotProd") != 0,
+        else => false,
+    };
+}
+
 fn sysctlUsize(name: [*:0]const u8) usize {
     if (builtin.os.tag != .macos) return 0;
     var v: u64 = 0;

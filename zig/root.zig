@@ -115,7 +115,8 @@ fn getEngine() *Engine {
     engine_lock.lock();
     defer engine_lock.unlock();
     if (!engine_ready.load(.monotonic)) {
-        const det = features.detect();
+        var det = features.detect();
+        det.features.dotprod = det.features.dotprod or os.armDotProd();
         var level = bestCompiled(det.best);
         var forced = false;
         if (os.getenv("BITNET_SIMD")) |want| {
@@ -653,11 +654,12 @@ export fn bn_ternary_pack(op: u32, format: u32, dtype: u32, values: ?*anyopaque,
     const len = count(n) orelse return fail(.invalid_argument, "ternary_pack: invalid weight count {d}", .{n});
     if (len % 256 != 0) return fail(.shape, "ternary_pack: {t} blocks hold 256 weights; {d} weights is not a multiple of 256", .{ f, len });
     if (top == .dequantize and !isTensorFloat(d)) return fail(.dtype, "ternary_pack: dequantize gives f32, f16 or bf16, not {t}", .{d});
+    if (top == .dequantize and f == .i2) return fail(.invalid_argument, "ternary_pack: i2 blocks carry no scale to dequantize with", .{});
     var args: args_mod.TernaryPackArgs = .{ .op = top, .format = f, .dtype = d, .nblocks = len / 256, .values = @ptrCast(values), .scales = @ptrCast(scales), .blocks = undefined, .out = @ptrCast(out), .fail_at = 0 };
     if (len == 0) return ok();
     args.blocks = @ptrCast(blocks orelse return fail(.invalid_argument, "ternary_pack: null blocks", .{}));
     switch (top) {
-        .pack => if (values == null or scales == null) return fail(.invalid_argument, "ternary_pack: pack needs values and scales", .{}),
+        .pack => if (values == null or (scales == null and f != .i2)) return fail(.invalid_argument, "ternary_pack: pack needs values and scales", .{}),
         .unpack => if (values == null) return fail(.invalid_argument, "ternary_pack: unpack needs a values buffer", .{}),
         .dequantize => if (out == null) return fail(.invalid_argument, "ternary_pack: null output", .{}),
     }
@@ -666,6 +668,66 @@ export fn bn_ternary_pack(op: u32, format: u32, dtype: u32, values: ?*anyopaque,
         const v: i8 = @as([*]const i8, @ptrCast(values.?))[args.fail_at];
         return fail(.invalid_argument, "ternary_pack: value {d} at index {d} is not -1, 0 or 1", .{ v, args.fail_at });
     }
+    return ok();
+}
+
+/// Whether the current level has fused int8 dot products on this CPU (AVX-512 VNNI, AVX-VNNI,
+/// NEON dot product), so the ternary kernel may use them.
+fn dotExt(e: *const Engine) bool {
+    const f = e.detected.features;
+    return switch (e.level) {
+        .avx512 => f.avx512_vnni,
+        .avx2 => f.avx_vnni,
+        .neon => f.dotprod,
+        else => false,
+    };
+}
+
+/// out[m, n] (f32) = x[m, k] @ wᵀ for a packed ternary w[n, k] (args.TernaryMatmulArgs,
+/// zig/cpu/ternary_matmul.zig). format: 0 tq2_0, 1 tq1_0, 2 i2 (then scales: f32, scale_mode 0
+/// tensor / 1 channel / 2 groups of `group` weights). x rows are `x_stride` elements apart.
+/// `flags` bit 0: do not use fused dot-product instructions (tests compare both paths).
+export fn bn_ternary_matmul(out: ?*anyopaque, x: ?*anyopaque, x_dtype: u32, w: ?*anyopaque, scales: ?*anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64, flags: u32) i32 {
+    const name = "ternary_matmul";
+    const f = std.enums.fromInt(args_mod.TernaryFormat, format) orelse return fail(.invalid_argument, "{s}: unknown format code {d}", .{ name, format });
+    const d = switch (dtypeOr(x_dtype, name)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    if (!isTensorFloat(d)) return fail(.dtype, "{s}: activations must be f32, f16 or bf16, not {t}", .{ name, d });
+    const mm = count(m) orelse return fail(.invalid_argument, "{s}: invalid token count {d}", .{ name, m });
+    const nn = count(n) orelse return fail(.invalid_argument, "{s}: invalid row count {d}", .{ name, n });
+    const kk = count(k) orelse return fail(.invalid_argument, "{s}: invalid inner size {d}", .{ name, k });
+    const xs = count(x_stride) orelse return fail(.invalid_argument, "{s}: invalid row stride {d}", .{ name, x_stride });
+    const g = count(group) orelse return fail(.invalid_argument, "{s}: invalid group {d}", .{ name, group });
+    if (f != .i2 and kk % 256 != 0) return fail(.shape, "{s}: {t} rows hold whole 256-weight blocks; k = {d} is not a multiple of 256", .{ name, f, kk });
+    if (f == .i2) {
+        if (scale_mode > 2) return fail(.invalid_argument, "{s}: unknown scale mode {d}", .{ name, scale_mode });
+        if (scale_mode == 2 and (g == 0 or g % 256 != 0 or kk % g != 0)) return fail(.shape, "{s}: group {d} must be a multiple of 256 dividing k = {d}", .{ name, g, kk });
+        if (scales == null and mm * nn > 0) return fail(.invalid_argument, "{s}: i2 needs scales", .{name});
+    }
+    if (mm == 0 or nn == 0) return ok();
+    const e = getEngine();
+    const args: args_mod.TernaryMatmulArgs = .{
+        .format = f,
+        .x_dtype = d,
+        .scale_mode = scale_mode,
+        .dot_ext = @intFromBool(flags & 1 == 0 and dotExt(e)),
+        .m = mm,
+        .n = nn,
+        .k = kk,
+        .x_stride = xs,
+        .group_blocks = g / 256,
+        .x = @ptrCast(x orelse return fail(.invalid_argument, "{s}: null activations", .{name})),
+        .w = @ptrCast(w orelse return fail(.invalid_argument, "{s}: null weights", .{name})),
+        .scales = @ptrCast(@alignCast(scales)),
+        .out = @ptrCast(@alignCast(out orelse return fail(.invalid_argument, "{s}: null output", .{name}))),
+    };
+    if (kk == 0) {
+        @memset(args.out[0 .. mm * nn], 0);
+        return ok();
+    }
+    if (e.table.ternary_matmul(&e.par, &args) != 0) return fail(.out_of_memory, "{s}: scratch memory for {d} tokens of {d} was refused", .{ name, mm, kk });
     return ok();
 }
 

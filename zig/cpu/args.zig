@@ -182,8 +182,10 @@ pub const LinalgArgs = extern struct {
 
 pub const TernaryOp = enum(u32) { pack = 0, unpack = 1, dequantize = 2 };
 
-/// ggml's ternary block formats (zig/cpu/ternary_pack.zig): 256 weights and an f16 scale a block.
-pub const TernaryFormat = enum(u32) { tq2_0 = 0, tq1_0 = 1 };
+/// Packed ternary formats (zig/cpu/ternary_pack.zig), 256 weights a block: ggml's TQ2_0 and TQ1_0
+/// (with an f16 scale a block) and "i2", TQ2_0's 64 bytes of codes without the scale (its scales
+/// live beside it, per tensor, channel or group).
+pub const TernaryFormat = enum(u32) { tq2_0 = 0, tq1_0 = 1, i2 = 2 };
 
 /// One call over `nblocks` contiguous blocks (zig/cpu/ternary_pack.zig). pack: values (i8, 256
 /// a block) and scales (f32, one a block) -> blocks; unpack: blocks -> values (i8) and, when not
@@ -200,4 +202,26 @@ pub const TernaryPackArgs = extern struct {
     blocks: [*]u8,
     out: ?[*]u8,
     fail_at: usize,
+};
+
+/// out[m, n] (f32, contiguous) = x[m, k] @ wᵀ for ternary w[n, k] packed in `format`, rows of
+/// `ceil(k / 256)` blocks back to back (zig/cpu/ternary_matmul.zig). x: f32/f16/bf16, token t at
+/// x + t·x_stride elements, contiguous along k. i2 scales (f32): scale_mode 0 = one, 1 = one a
+/// row, 2 = `group_blocks`-block groups, [n, k / (256·group_blocks)]. dot_ext: use the level's
+/// fused dot-product instructions (the engine checked the CPU has them). The kernel returns 0, or
+/// 1 when scratch memory was refused.
+pub const TernaryMatmulArgs = extern struct {
+    format: TernaryFormat,
+    x_dtype: DType,
+    scale_mode: u32,
+    dot_ext: u32,
+    m: usize,
+    n: usize,
+    k: usize,
+    x_stride: usize,
+    group_blocks: usize,
+    x: [*]const u8,
+    w: [*]const u8,
+    scales: ?[*]const f32,
+    out: [*]f32,
 };

@@ -17,6 +17,7 @@ const norm_mod = @import("norm.zig");
 const gemm_mod = @import("gemm.zig");
 const linalg_mod = @import("linalg.zig");
 const ternary_pack_mod = @import("ternary_pack.zig");
+const ternary_matmul_mod = @import("ternary_matmul.zig");
 const Parallel = @import("parallel.zig").Parallel;
 const DType = dt.DType;
 
@@ -94,6 +95,10 @@ fn ternaryPackK(par: *const Parallel, a: *args.TernaryPackArgs) callconv(.c) u32
     return ternary_pack_mod.ternaryPack(vector_bits, par, a);
 }
 
+fn ternaryMatmulK(par: *const Parallel, a: *const args.TernaryMatmulArgs) callconv(.c) u32 {
+    return ternary_matmul_mod.ternaryMatmul(vector_bits, par, a);
+}
+
 const table: Table = .{
     .level = std.fmt.comptimePrint("{s}", .{level}),
     .vector_bits = vector_bits,
@@ -112,6 +117,7 @@ const table: Table = .{
     .gemm = gemmK,
     .linalg = linalgK,
     .ternary_pack = ternaryPackK,
+    .ternary_matmul = ternaryMatmulK,
 };
 
 fn getTable() callconv(.c) *const Table {
@@ -135,4 +141,6 @@ test {
     _ = gemm_mod;
     _ = linalg_mod;
     _ = ternary_pack_mod;
+    _ = ternary_matmul_mod;
+    _ = @import("ternary_matmul_test.zig");
 }

@@ -28,4 +28,6 @@ pub const Table = extern struct {
     linalg: *const fn (par: *const Parallel, a: *args.LinalgArgs) callconv(.c) u32,
     /// ggml TQ2_0/TQ1_0 blocks: returns 0, or 1 when a packed value is not in {-1, 0, 1}.
     ternary_pack: *const fn (par: *const Parallel, a: *args.TernaryPackArgs) callconv(.c) u32,
+    /// Ternary matmul (int8 activations, packed weights): returns 0, or 1 when scratch was refused.
+    ternary_matmul: *const fn (par: *const Parallel, a: *const args.TernaryMatmulArgs) callconv(.c) u32,
 };

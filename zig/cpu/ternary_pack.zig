@@ -51,6 +51,7 @@ pub fn blockBytes(f: args.TernaryFormat) usize {
     return switch (f) {
         .tq2_0 => @sizeOf(BlockTQ2_0),
         .tq1_0 => @sizeOf(BlockTQ1_0),
+        .i2 => @sizeOf(BlockTQ2_0) - 2,
     };
 }
 
@@ -91,7 +92,7 @@ fn packBlock(comptime vbits: u32, comptime f: args.TernaryFormat, v: [*]const i8
     const d: f16 = @floatCast(scale);
     const dbytes: [2]u8 = @bitCast(std.mem.nativeToLittle(u16, @bitCast(d)));
     switch (f) {
-        .tq2_0 => {
+        .tq2_0, .i2 => {
             const blk: *BlockTQ2_0 = @ptrCast(out);
             inline for (0..2) |h| {
                 var m: usize = 0;
@@ -105,7 +106,7 @@ fn packBlock(comptime vbits: u32, comptime f: args.TernaryFormat, v: [*]const i8
                     blk.qs[h * 32 + m ..][0..W].* = q;
                 }
             }
-            blk.d = dbytes;
+            if (f == .tq2_0) blk.d = dbytes;
         },
         .tq1_0 => {
             const blk: *BlockTQ1_0 = @ptrCast(out);
@@ -147,10 +148,10 @@ fn packBlock(comptime vbits: u32, comptime f: args.TernaryFormat, v: [*]const i8
 }
 
 /// Decodes one block into 256 weights (TQ2_0 code 3 gives +2, as ggml).
-fn decodeBlock(comptime vbits: u32, comptime f: args.TernaryFormat, in: [*]const u8, out: [*]i8) void {
+pub fn decodeBlock(comptime vbits: u32, comptime f: args.TernaryFormat, in: [*]const u8, out: [*]i8) void {
     const W = comptime width(vbits);
     switch (f) {
-        .tq2_0 => {
+        .tq2_0, .i2 => {
             const blk: *const BlockTQ2_0 = @ptrCast(in);
             inline for (0..2) |h| {
                 var m: usize = 0;
@@ -186,6 +187,7 @@ fn blockScale(comptime f: args.TernaryFormat, in: [*]const u8) f32 {
     const bytes = switch (f) {
         .tq2_0 => @as(*const BlockTQ2_0, @ptrCast(in)).d,
         .tq1_0 => @as(*const BlockTQ1_0, @ptrCast(in)).d,
+        .i2 => return 1,
     };
     const h: f16 = @bitCast(std.mem.littleToNative(u16, @bitCast(bytes)));
     return h;
@@ -212,9 +214,9 @@ fn run(comptime vbits: u32, comptime f: args.TernaryFormat, par: *const Parallel
             switch (x.op) {
                 .pack => {
                     const vals: [*]const i8 = @ptrCast(x.values.?);
-                    const sc: [*]const f32 = @ptrCast(@alignCast(x.scales.?));
+                    const sc: ?[*]const f32 = if (x.scales) |p| @ptrCast(@alignCast(p)) else null;
                     for (b..e) |i| {
-                        if (!packBlock(vbits, f, vals + i * block_weights, sc[i], x.blocks + i * bb)) {
+                        if (!packBlock(vbits, f, vals + i * block_weights, if (sc) |p| p[i] else 0, x.blocks + i * bb)) {
                             for (0..block_weights) |j| {
                                 const t = vals[i * block_weights + j];
                                 if (t < -1 or t > 1) {
@@ -270,6 +272,11 @@ fn refPack(f: args.TernaryFormat, v: []const i8, d: f32, out: []u8) void {
     const h: f16 = @floatCast(d);
     const hb: u16 = @bitCast(h);
     switch (f) {
+        .i2 => { // TQ2_0's codes without the scale
+            var full: [66]u8 = undefined;
+            refPack(.tq2_0, v, d, &full);
+            @memcpy(out[0..64], full[0..64]);
+        },
         .tq2_0 => {
             var x: usize = 0;
             var j: usize = 0;
@@ -323,6 +330,7 @@ fn refDequant(f: args.TernaryFormat, blk: []const u8, out: []f32) void {
     const d: f32 = @as(f16, @bitCast(hb));
     var y: usize = 0;
     switch (f) {
+        .i2 => unreachable, // no scale: dequantized by the caller
         .tq2_0 => {
             var j: usize = 0;
             while (j < 64) : (j += 32) {
@@ -391,6 +399,7 @@ fn checkLevel(comptime vbits: u32, f: args.TernaryFormat, nblocks: usize, seed: 
     a.scales = @ptrCast(back_sc.ptr);
     try testing.expectEqual(@as(u32, 0), ternaryPack(vbits, &Parallel.serial, &a));
     try testing.expectEqualSlices(i8, vals, back);
+    if (f == .i2) return; // codes only: no scale to read back or dequantize with
     for (scales, back_sc) |s, g| try testing.expectEqual(@as(f32, @as(f16, @floatCast(s))), g);
 
     const ref = try testing.allocator.alloc(f32, n);
@@ -414,11 +423,12 @@ fn checkLevel(comptime vbits: u32, f: args.TernaryFormat, nblocks: usize, seed: 
 test "block sizes are ggml's" {
     try testing.expectEqual(@as(usize, 66), blockBytes(.tq2_0));
     try testing.expectEqual(@as(usize, 54), blockBytes(.tq1_0));
+    try testing.expectEqual(@as(usize, 64), blockBytes(.i2));
 }
 
 test "pack matches ggml's reference; unpack and dequantize round trip, at every width" {
     inline for (.{ 0, 128, 256, 512 }) |vb| {
-        for ([_]args.TernaryFormat{ .tq2_0, .tq1_0 }) |f| {
+        for ([_]args.TernaryFormat{ .tq2_0, .tq1_0, .i2 }) |f| {
             try checkLevel(vb, f, 9, 42 + vb);
             try checkLevel(vb, f, 1, 7);
         }
@@ -444,7 +454,7 @@ test "every TQ1_0 byte decodes as ggml does, and TQ2_0 code 3 reads as +2" {
 
 test "a value outside {-1, 0, 1} is reported at its first index" {
     inline for (.{ 0, 256 }) |vb| {
-        for ([_]args.TernaryFormat{ .tq2_0, .tq1_0 }) |f| {
+        for ([_]args.TernaryFormat{ .tq2_0, .tq1_0, .i2 }) |f| {
             for ([_]usize{ 3, 200, 245, 255, 256 + 17 }) |pos| {
                 var vals: [512]i8 = @splat(1);
                 vals[pos] = if (pos % 2 == 0) 2 else -128;
