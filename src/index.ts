@@ -48,6 +48,7 @@ export * from "./ops/nn.ts";
 export * from "./ops/elementwise.ts";
 export { linalg, type QrOptions, type SvdOptions, type QrResult, type SvdResult, type EighResult, type NormOrder } from "./ops/linalg.ts";
 export * from "./ops/matmul.ts";
-export { gguf, type GGUFContents, type GGUFFile, type GGUFBlockTensor, type GGUFValue, type GGUFType } from "./io/gguf.ts";
+export { gguf, type GGUFContents, type GGUFFile, type GGUFValue, type GGUFType } from "./io/gguf.ts";
 export { save, load } from "./io/npy.ts";
 export { quant, QuantizedTensor, TernaryTensor, TERNARY_EPS, type Int8Granularity, type Int8Options, type TernaryFormat, type TernaryGranularity, type TernaryOptions } from "./quant/index.ts";
+export { nn, BitLinear, type BitLinearNorm, type BitLinearOptions } from "./nn/index.ts";

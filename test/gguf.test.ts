@@ -1,10 +1,10 @@
 // GGUF files (src/io/gguf.ts): files written by the gguf package (test/fixtures/gen_io.py), round
-// trips, and malformed files (truncated everywhere, corrupted fields, huge counts, misalignment).
+// trips (TQ1_0 / TQ2_0 tensors as TernaryTensors), ownership and leaks, and malformed files
+// (truncated everywhere, corrupted fields, huge counts, misalignment).
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as bn from "../src/index.ts";
-import { packBlocks } from "../src/quant/blocks.ts";
 import { tempDirs } from "./helpers.ts";
 
 const dir = join(import.meta.dir, "fixtures", "io");
@@ -15,7 +15,7 @@ type Manifest = {
       file: string;
       alignment: number;
       metadata: Record<string, { value: number | boolean | string; type: string }>;
-      tensors: Record<string, { shape: number[]; dtype?: string; values?: number[]; bits?: number[]; kind?: string; bytes?: number[] }>;
+      tensors: Record<string, { shape: number[]; dtype?: string; values?: number[]; bits?: number[]; format?: string; bytes?: number[]; dequantized?: number[] }>;
     }
   >;
 };
@@ -28,13 +28,18 @@ const TYPE_NAMES: Record<string, string> = {
 };
 
 function disposeAll(f: bn.GGUFFile): void {
-  for (const t of Object.values(f.tensors)) {
-    if (t instanceof bn.Tensor) t.dispose();
-    else t.blocks.dispose();
-  }
+  for (const t of Object.values(f.tensors)) t.dispose();
 }
 
-const vals = (t: bn.Tensor) => Array.from(t.contiguous().data as ArrayLike<number>, Number);
+const vals = (t: bn.Tensor) => {
+  using c = t.contiguous();
+  return Array.from(c.data as ArrayLike<number>, Number);
+};
+// Bytes in use once the blocks held only by unreachable `.data` arrays are freed.
+const inUse = () => {
+  bn.memory.collect();
+  return bn.memory.stats().bytesInUse;
+};
 
 function checkAgainstManifest(f: bn.GGUFFile, m: Manifest["gguf"][string]): void {
   expect(f.version).toBe(3);
@@ -61,13 +66,18 @@ function checkAgainstManifest(f: bn.GGUFFile, m: Manifest["gguf"][string]): void
   expect(Object.keys(f.tensors)).toEqual(Object.keys(m.tensors));
   for (const [name, want] of Object.entries(m.tensors)) {
     const t = f.tensors[name]!;
-    if (want.kind) {
-      expect(t instanceof bn.Tensor).toBe(false);
-      const b = t as bn.GGUFBlockTensor;
-      expect(b.kind).toBe(want.kind as "tq1_0");
-      expect(b.shape).toEqual(want.shape);
-      expect(b.blocks.dtype).toBe("u8");
-      expect(Array.from(b.blocks.data as Uint8Array)).toEqual(want.bytes!);
+    if (want.format) {
+      expect(t).toBeInstanceOf(bn.TernaryTensor);
+      const w = t as bn.TernaryTensor;
+      expect(w.format).toBe(want.format as bn.TernaryFormat);
+      expect(w.shape).toEqual(want.shape);
+      expect(w.granularity).toBe("block");
+      expect(w.packed.dtype).toBe("u8");
+      expect(w.packed.shape).toEqual([want.shape[0]!, want.bytes!.length / want.shape[0]!]);
+      expect(Array.from(w.packed.data as Uint8Array)).toEqual(want.bytes!);
+      using d = w.dequantize();
+      expect(d.shape).toEqual(want.shape);
+      expect(Array.from(d.data as Float32Array)).toEqual(want.dequantized!);
     } else {
       const x = t as bn.Tensor;
       expect(x.dtype).toBe(want.dtype as bn.DType);
@@ -121,24 +131,25 @@ describe("writing", () => {
     });
   }
 
-  test("round trip with inferred types, a Map of tensors, views, 0-d and ternary blocks", () => {
+  test("round trip with inferred types, a Map of tensors, views, 0-d and TernaryTensors", () => {
     using a = bn.arange(12, undefined, undefined, { dtype: "f32" }).reshape(3, 4);
     using at = a.T; // strided view: written row-major
     using s = bn.tensor(2.5, { dtype: "bf16" });
     using i = bn.tensor([1, -2, 3], { dtype: "i16" });
-    const t = new Int8Array(512).map((_, k) => (k % 3) - 1);
-    using tv = bn.tensor(t, { shape: [2, 256] });
-    using sc = bn.tensor([0.5, 0.25]).reshape(2, 1);
-    using blocks = packBlocks(tv, sc, "tq1_0");
+    using wf = bn.randn([2, 256], { seed: 5 });
+    using tq1 = bn.quant.ternary(wf, { format: "tq1_0", granularity: "channel" });
+    using w3f = bn.randn([2, 3, 512], { seed: 6 });
+    using tq2 = bn.quant.ternary(w3f, { format: "tq2_0" }); // 3-D: ne = [512, 3, 2] in the file
     const p = join(tmp, "rt.gguf");
     bn.gguf.write(p, {
       metadata: { "general.alignment": 64, name: "x", n: 7, big: 2 ** 40, neg: -5, frac: 0.1, flag: false, ids: [1, 2, 3], mix: [1, 2.5], words: ["a", "b"], f: new Float32Array([1, 2]), b: 5n, forced: 3 },
       types: { forced: "u8" },
-      tensors: new Map<string, bn.Tensor | bn.GGUFBlockTensor>([
+      tensors: new Map<string, bn.Tensor | bn.TernaryTensor>([
         ["at", at],
         ["s", s],
         ["i", i],
-        ["w", { kind: "tq1_0", shape: [2, 256], blocks }],
+        ["w", tq1],
+        ["w3", tq2],
       ]),
     });
     const f = bn.gguf.read(p);
@@ -156,9 +167,19 @@ describe("writing", () => {
       expect((f.tensors.s as bn.Tensor).shape).toEqual([1]); // 0-d is written as [1]
       expect((f.tensors.s as bn.Tensor).toArray()).toEqual([2.5]);
       expect((f.tensors.i as bn.Tensor).toArray()).toEqual([1, -2, 3]);
-      const w = f.tensors.w as bn.GGUFBlockTensor;
-      expect(w.kind).toBe("tq1_0");
-      expect(Array.from(w.blocks.data as Uint8Array)).toEqual(Array.from(blocks.data as Uint8Array));
+      for (const [name, src] of [["w", tq1], ["w3", tq2]] as const) {
+        const w = f.tensors[name] as bn.TernaryTensor;
+        expect(w).toBeInstanceOf(bn.TernaryTensor);
+        expect(w.format).toBe(src.format);
+        expect(w.shape).toEqual(src.shape);
+        expect(Array.from(w.packed.data as Uint8Array)).toEqual(Array.from(src.packed.data as Uint8Array));
+        using a1 = w.unpack();
+        using a2 = src.unpack();
+        expect(a1.toArray()).toEqual(a2.toArray());
+        using d1 = w.dequantize();
+        using d2 = src.dequantize();
+        expect(d1.toArray()).toEqual(d2.toArray());
+      }
       // data offsets are multiples of 64 in the file
       const raw = new Uint8Array(readFileSync(p));
       expect(raw.length % 64).toBe(0);
@@ -175,14 +196,64 @@ describe("writing", () => {
     expect(() => bn.gguf.write(p, { metadata: {}, tensors: { big } })).toThrow(bn.ShapeError);
     using e = bn.ones([0, 2]);
     expect(() => bn.gguf.write(p, { metadata: {}, tensors: { e } })).toThrow(/zero-sized/);
+    // "i2" is our own layout with no ggml type: refused, pointing at toFormat.
+    using wf = bn.randn([2, 256], { seed: 1 });
+    using i2 = bn.quant.ternary(wf);
+    expect(() => bn.gguf.write(p, { metadata: {}, tensors: { i2 } })).toThrow(bn.DTypeError);
+    expect(() => bn.gguf.write(p, { metadata: {}, tensors: { i2 } })).toThrow(/"i2" TernaryTensor \[2, 256\].*w\.toFormat\("tq2_0"\)/);
+    using tq = i2.toFormat("tq2_0");
+    const gone = tq.toFormat("tq1_0");
+    gone.dispose();
+    expect(() => bn.gguf.write(p, { metadata: {}, tensors: { tq, gone } })).toThrow(bn.DisposedTensorError);
     using b = bn.zeros([54], { dtype: "u8" });
-    expect(() => bn.gguf.write(p, { metadata: {}, tensors: { w: { kind: "tq1_0", shape: [2, 256], blocks: b } } })).toThrow(/needs 108 block bytes/);
-    expect(() => bn.gguf.write(p, { metadata: {}, tensors: { w: { kind: "tq1_0", shape: [100], blocks: b } } })).toThrow(bn.ShapeError);
+    // the interim { kind, shape, blocks } form is gone
+    expect(() => bn.gguf.write(p, { metadata: {}, tensors: { w: { kind: "tq1_0", shape: [2, 256], blocks: b } as never } })).toThrow(/must be a Tensor or a TernaryTensor/);
+    expect(existsSync(p)).toBe(false);
     expect(() => bn.gguf.write(p, { metadata: { x: 300 }, types: { x: "u8" }, tensors: {} })).toThrow(bn.ValueError);
     expect(() => bn.gguf.write(p, { metadata: { x: [1, "a"] }, tensors: {} })).toThrow(/different types/);
     expect(() => bn.gguf.write(p, { metadata: { x: null as never }, tensors: {} })).toThrow(bn.ValueError);
     expect(() => bn.gguf.write(p, { metadata: { "general.alignment": 24 }, tensors: {} })).toThrow(/power of two/);
     expect(() => bn.gguf.write(p, { metadata: { x: 1 }, types: { x: "u128" as bn.GGUFType }, tensors: {} })).toThrow(/unknown GGUF type/);
+  });
+});
+
+describe("memory", () => {
+  // (No `.data` here: a typed array keeps its block until collected, which the stack may delay.)
+  test("read tensors own their bytes, and disposing the result releases everything", () => {
+    const before = inUse();
+    const bytes = fixture("model.gguf");
+    const m = manifest.gguf.model!;
+    const f = bn.gguf.read(bytes);
+    expect(bn.memory.stats().bytesInUse).toBeGreaterThan(before);
+    bytes.fill(0); // nothing refers to the input buffer
+    for (const [name, want] of Object.entries(m.tensors)) {
+      const t = f.tensors[name]!;
+      if (t instanceof bn.TernaryTensor) {
+        expect((t.packed.toArray() as number[][]).flat()).toEqual(want.bytes!);
+        // derived state (the tq scales, made lazily) is owned by the TernaryTensor too
+        expect(t.scale.shape).toEqual([want.shape[0]!, want.shape[1]! / 256]);
+        t.unpack().dispose();
+        t.dequantize().dispose();
+      } else if (want.values) {
+        expect((t.toArray() as number[]).flat(2)).toEqual(want.values);
+      }
+    }
+    disposeAll(f);
+    expect(inUse()).toBe(before);
+    for (const t of Object.values(f.tensors)) expect(t.disposed).toBe(true);
+  });
+
+  test("write then read of TernaryTensors leaks nothing", () => {
+    const before = inUse();
+    const p = join(tmp, "leak.gguf");
+    {
+      using wf = bn.randn([4, 768], { seed: 2 });
+      using a = bn.quant.ternary(wf, { format: "tq2_0", granularity: "channel" });
+      using b = bn.quant.ternary(wf, { format: "tq1_0" });
+      bn.gguf.write(p, { metadata: {}, tensors: { a, b } });
+    }
+    disposeAll(bn.gguf.read(p));
+    expect(inUse()).toBe(before);
   });
 });
 

@@ -10,9 +10,11 @@
  * Tensors. GGUF stores dims innermost first (ne[0] is the row length); we reverse them, so a
  * `[out, in]` weight of ours is `ne = [in, out]` in the file, exactly as gguf-py and llama.cpp.
  * F32, F16, BF16 (and I8, I16, I32) tensors become `Tensor`s of that dtype. TQ1_0 and TQ2_0
- * tensors become `{ kind: "tq1_0" | "tq2_0", shape, blocks }` with `blocks` a u8 Tensor `[...,
- * shape[-1] / 256 · blockBytes]` (src/quant/blocks.ts): the **interim** form that `TernaryTensor`
- * will replace. Any other ggml type is a FormatError naming it. A 0-d tensor is written as `[1]`.
+ * tensors become `TernaryTensor`s of format "tq1_0" / "tq2_0" (src/quant/ternary.ts) whose
+ * `packed` codes (u8 `[rows, shape[-1] / 256 · blockBytes]`) are the file's bytes, unchanged; `write`
+ * writes a tq TernaryTensor's bytes back unchanged and refuses an "i2" one (our own layout, with no
+ * ggml type: convert it with `w.toFormat("tq2_0")` first). Any other ggml type is a FormatError
+ * naming it. A 0-d tensor is written as `[1]`.
  *
  * Metadata. `read` returns `metadata` (key → value) and `types` (key → GGUF type), so
  * `write(path, read(file))` writes the same types back. Values: integers of 8 to 32 bits, f32 and
@@ -31,11 +33,14 @@
  * validates every tensor before creating any; malformed input is a FormatError that names the
  * field and its byte offset. Nothing is allocated after a failing read.
  *
+ * Memory. Every tensor `read` returns owns a copy of its bytes (nothing refers to the input
+ * buffer); dispose each (`Tensor.dispose()` / `TernaryTensor.dispose()`) to release everything.
+ *
  * Files: this module holds the public types and the `gguf` namespace; the reader is
  * src/io/gguf_read.ts (with the type-code tables both sides share), the writer src/io/gguf_write.ts.
  * @module
  */
-import type { BlockFormat } from "../quant/blocks.ts";
+import type { TernaryTensor } from "../quant/ternary.ts";
 import type { Tensor } from "../tensor.ts";
 import { read } from "./gguf_read.ts";
 import { write } from "./gguf_write.ts";
@@ -64,27 +69,20 @@ export type GGUFValue =
   | BigInt64Array
   | GGUFValue[];
 
-/** A TQ1_0 / TQ2_0 tensor as packed ggml blocks: the interim form until `TernaryTensor`. */
-export interface GGUFBlockTensor {
-  kind: BlockFormat;
-  /** Our row-major shape (the last axis a multiple of 256). */
-  shape: number[];
-  /** u8 `[...shape[:-1], shape[-1] / 256 · blockBytes]`: the file's bytes. Dispose it. */
-  blocks: Tensor;
-}
-
 /** What `read` returns and `write` takes. */
 export interface GGUFContents {
   metadata: Record<string, GGUFValue>;
   /** The GGUF type of each metadata key (optional for `write`: inferred when absent). */
   types?: Record<string, GGUFType>;
-  tensors: Record<string, Tensor | GGUFBlockTensor> | Map<string, Tensor | GGUFBlockTensor>;
+  /** `Tensor`s, and `TernaryTensor`s of format "tq1_0" / "tq2_0" (TQ1_0 / TQ2_0 in the file). */
+  tensors: Record<string, Tensor | TernaryTensor> | Map<string, Tensor | TernaryTensor>;
 }
 
 /** The result of `read`. */
 export interface GGUFFile extends GGUFContents {
   types: Record<string, GGUFType>;
-  tensors: Record<string, Tensor | GGUFBlockTensor>;
+  /** Each owns its memory: dispose them all when done. */
+  tensors: Record<string, Tensor | TernaryTensor>;
   /** The file's GGUF version (2 or 3). */
   version: number;
   /** The data alignment in bytes. */

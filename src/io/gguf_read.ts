@@ -7,9 +7,10 @@
 import { type DType, dtypeInfo } from "../dtype.ts";
 import { FormatError, fmtShape } from "../errors.ts";
 import { BLOCK_BYTES, BLOCK_WEIGHTS, type BlockFormat } from "../quant/blocks.ts";
+import { TernaryTensor } from "../quant/ternary.ts";
 import { Tensor } from "../tensor.ts";
 import { inputBytes, tensorFromBytes } from "./bytes.ts";
-import type { GGUFBlockTensor, GGUFFile, GGUFScalarType, GGUFType, GGUFValue } from "./gguf.ts";
+import type { GGUFFile, GGUFScalarType, GGUFType, GGUFValue } from "./gguf.ts";
 
 // GGUF value type codes.
 export const SCALAR_CODES: Record<GGUFScalarType, number> = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, u64: 10, i64: 11, f64: 12 };
@@ -180,7 +181,8 @@ interface Info {
 
 /**
  * Reads a GGUF file (a path, or its bytes). Returns `{ metadata, types, tensors, version,
- * alignment }`; dispose the tensors (and the `blocks` of TQ1_0/TQ2_0 entries) when done.
+ * alignment }`; TQ1_0 / TQ2_0 tensors are `TernaryTensor`s (formats "tq1_0" / "tq2_0"), the others
+ * `Tensor`s. Each owns a copy of its bytes: dispose them all when done.
  * @throws FormatError for anything malformed or unsupported, naming the field and its byte offset.
  */
 export function read(pathOrBytes: string | Uint8Array | ArrayBuffer): GGUFFile {
@@ -269,8 +271,8 @@ export function read(pathOrBytes: string | Uint8Array | ArrayBuffer): GGUFFile {
       r.fail(`truncated: tensor ${JSON.stringify(t.name)} ${fmtShape(t.shape)} ${GGML_NAMES[t.type]} needs bytes ${dataStart + t.offset}..${end} of the data`, t.at);
     }
   }
-  const tensors: Record<string, Tensor | GGUFBlockTensor> = Object.create(null);
-  const made: Tensor[] = [];
+  const tensors: Record<string, Tensor | TernaryTensor> = Object.create(null);
+  const made: (Tensor | TernaryTensor)[] = [];
   try {
     for (const t of infos) {
       const src = bytes.subarray(dataStart + t.offset, dataStart + t.offset + t.nbytes);
@@ -280,12 +282,20 @@ export function read(pathOrBytes: string | Uint8Array | ArrayBuffer): GGUFFile {
         made.push(x);
         tensors[t.name] = x;
       } else {
+        // The file's blocks, rows back to back, are exactly TernaryTensor's packed [rows, bytesPerRow].
         const fmt = GGML_BLOCKS[t.type]!;
         const last = t.shape[t.shape.length - 1]!;
-        const bshape = [...t.shape.slice(0, -1), (last / BLOCK_WEIGHTS) * BLOCK_BYTES[fmt]];
-        const blocks = tensorFromBytes(src, bshape, dtypeInfo("u8"), 0, op);
-        made.push(blocks);
-        tensors[t.name] = { kind: fmt, shape: t.shape, blocks };
+        const rows = t.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+        const packed = tensorFromBytes(src, [rows, (last / BLOCK_WEIGHTS) * BLOCK_BYTES[fmt]], dtypeInfo("u8"), 0, op);
+        let w: TernaryTensor;
+        try {
+          w = new TernaryTensor(fmt, t.shape, packed); // takes ownership of packed
+        } catch (e) {
+          packed.dispose();
+          throw e;
+        }
+        made.push(w);
+        tensors[t.name] = w;
       }
     }
   } catch (e) {

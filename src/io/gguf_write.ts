@@ -3,12 +3,12 @@
  * the rules); the type-code tables come from src/io/gguf_read.ts.
  * @module
  */
-import { DTypeError, ShapeError, ValueError, fmtShape } from "../errors.ts";
-import { BLOCK_BYTES, BLOCK_WEIGHTS } from "../quant/blocks.ts";
+import { DTypeError, DisposedTensorError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { TernaryTensor } from "../quant/ternary.ts";
 import { Tensor } from "../tensor.ts";
 import { tensorBytes } from "./bytes.ts";
 import { closeSync, openSync, writeSync } from "node:fs";
-import type { GGUFBlockTensor, GGUFContents, GGUFScalarType, GGUFType } from "./gguf.ts";
+import type { GGUFContents, GGUFScalarType, GGUFType } from "./gguf.ts";
 import { ARRAY_CODE, BLOCKS_GGML, DEFAULT_ALIGNMENT, DTYPE_GGML, GGML_MAX_DIMS, SCALAR_CODES, SCALAR_SIZE } from "./gguf_read.ts";
 
 const utf8enc = new TextEncoder();
@@ -138,18 +138,16 @@ function inferType(v: unknown, what: string): GGUFType {
   throw new ValueError("gguf.write", `${what}: cannot store ${v === null ? "null" : typeof v} in GGUF metadata`);
 }
 
-function isBlockTensor(x: unknown): x is GGUFBlockTensor {
-  return typeof x === "object" && x !== null && !(x instanceof Tensor) && "kind" in x && "blocks" in x;
-}
-
 /**
  * Writes a GGUF v3 file: `metadata` (types from `types` or inferred, see the module notes) and
- * `tensors` (f32 / f16 / bf16 / i8 / i16 / i32 Tensors of up to 4 dimensions, or TQ1_0 / TQ2_0
- * block tensors `{ kind, shape, blocks }`), in the order given, each aligned to
- * `general.alignment` (default 32). Everything is validated before the file is opened.
- * @throws DTypeError (a tensor dtype GGUF cannot hold here), ShapeError (more than 4 dimensions,
- *   a zero dimension, block bytes that do not match the shape), ValueError (a metadata value that
- *   does not fit its type).
+ * `tensors` (f32 / f16 / bf16 / i8 / i16 / i32 Tensors of up to 4 dimensions, and `TernaryTensor`s
+ * of format "tq1_0" / "tq2_0", written as TQ1_0 / TQ2_0 with their packed bytes unchanged), in the
+ * order given, each aligned to `general.alignment` (default 32). Everything is validated before
+ * the file is opened.
+ * @throws DTypeError (a tensor dtype GGUF cannot hold here; an "i2" TernaryTensor, which has no
+ *   ggml type: write `w.toFormat("tq2_0")`), ShapeError (more than 4 dimensions, a zero
+ *   dimension), DisposedTensorError (a disposed tensor), ValueError (a metadata value that does
+ *   not fit its type, a tensor that is neither a Tensor nor a TernaryTensor).
  */
 export function write(path: string, contents: GGUFContents): void {
   const op = "gguf.write";
@@ -157,7 +155,7 @@ export function write(path: string, contents: GGUFContents): void {
   if (typeof contents !== "object" || contents === null) throw new ValueError(op, "expects { metadata, tensors }");
   const metadata = contents.metadata ?? {};
   const types = contents.types ?? {};
-  const entries: [string, Tensor | GGUFBlockTensor][] =
+  const entries: [string, Tensor | TernaryTensor][] =
     contents.tensors instanceof Map ? [...contents.tensors.entries()] : Object.entries(contents.tensors ?? {});
   const keys = Object.keys(metadata);
   let alignment = DEFAULT_ALIGNMENT;
@@ -196,24 +194,18 @@ export function write(path: string, contents: GGUFContents): void {
       ggml = code;
       t = x;
       nbytes = x._size * x._dt.size;
-    } else if (isBlockTensor(x)) {
-      const fmt = x.kind;
-      if (fmt !== "tq1_0" && fmt !== "tq2_0") throw new ValueError(op, `tensor ${JSON.stringify(name)}: unknown block kind ${JSON.stringify(fmt)}`);
-      if (!(x.blocks instanceof Tensor) || x.blocks._dt.name !== "u8") throw new DTypeError(op, `tensor ${JSON.stringify(name)}: blocks must be a u8 Tensor`);
-      x.blocks._live(op);
-      shape = Array.from(x.shape ?? []);
-      const last = shape[shape.length - 1];
-      if (shape.length === 0 || !shape.every((d) => Number.isInteger(d) && d >= 0) || last! % BLOCK_WEIGHTS !== 0) {
-        throw new ShapeError(op, `tensor ${JSON.stringify(name)}: a ${fmt} shape needs a last axis that is a multiple of ${BLOCK_WEIGHTS}, got ${fmtShape(shape)}`);
+    } else if (x instanceof TernaryTensor) {
+      if (x.disposed) throw new DisposedTensorError(op, `tensor ${JSON.stringify(name)}: this TernaryTensor was disposed`);
+      const fmt = x.format;
+      if (fmt === "i2") {
+        throw new DTypeError(op, `tensor ${JSON.stringify(name)} is an "i2" TernaryTensor ${fmtShape(x.shape)}, our own layout with no ggml type: call w.toFormat("tq2_0") (or "tq1_0") first and write that`);
       }
-      nbytes = (shape.reduce((a, b) => a * b, 1) / BLOCK_WEIGHTS) * BLOCK_BYTES[fmt];
-      if (x.blocks._size !== nbytes) {
-        throw new ShapeError(op, `tensor ${JSON.stringify(name)}: ${fmt} ${fmtShape(shape)} needs ${nbytes} block bytes, blocks has ${x.blocks._size}`);
-      }
+      shape = x.shape;
       ggml = BLOCKS_GGML[fmt];
-      t = x.blocks;
+      t = x.packed; // u8 [rows, bytesPerRow]: the ggml blocks, rows back to back
+      nbytes = t._size;
     } else {
-      throw new ValueError(op, `tensor ${JSON.stringify(name)} must be a Tensor or { kind, shape, blocks }, got ${x === null ? "null" : typeof x}`);
+      throw new ValueError(op, `tensor ${JSON.stringify(name)} must be a Tensor or a TernaryTensor, got ${x === null ? "null" : typeof x}`);
     }
     if (shape.length > GGML_MAX_DIMS) throw new ShapeError(op, `tensor ${JSON.stringify(name)} ${fmtShape(shape)} has more than ${GGML_MAX_DIMS} dimensions (ggml's limit)`);
     if (shape.includes(0)) throw new ShapeError(op, `tensor ${JSON.stringify(name)} ${fmtShape(shape)} is empty; ggml cannot load zero-sized dimensions`);

@@ -98,7 +98,7 @@ export class TernaryTensor {
       }
       this.#scale = scale;
     }
-    this.#packed = packed.isContiguous() ? packed.reshape([Math.max(1, rowCount(rows)), nb * blockSize(format)]) : packed.contiguous();
+    this.#packed = packed.isContiguous() ? packed.reshape([rowCount(rows), nb * blockSize(format)]) : packed.contiguous();
     if (this.#packed !== packed) packed.dispose();
   }
 

@@ -16,7 +16,8 @@
 //! offset c·W of a block, shifted right by 2n and masked, gives W codes whose weights are
 //! scattered in a fixed pattern; the activations of each token are stored once in exactly that
 //! pattern (`permute`), so the inner loop is a load, a shift and a multiply-add for 4·W weights.
-//! TQ1_0 blocks (base-3 digits) are first decoded to that layout, a block per row at a time.
+//! TQ1_0 blocks are read in place: the 52 bytes of base-3 digits as one 64-lane row, each digit
+//! peeled off with two adds and two compares, against activations permuted for that layout.
 //!
 //! The multiply-add: `vpdpbusd` (AVX-512 VNNI, AVX-VNNI), `sdot` (NEON dot product), else
 //! `pmaddubsw` into i16 (the codes are ≤ 3 and |q| ≤ 127, so 16 such steps cannot overflow) and
@@ -184,17 +185,43 @@ fn permIndex(comptime W: usize, k: usize) usize {
     return (c * 4 + n) * W + i;
 }
 
-fn permTable(comptime W: usize) [block_weights]u8 {
+/// Bytes of permuted activations a block: 256, or 320 for TQ1_0 (5 digits × 64 lanes, 64 of them
+/// padding that multiplies zero).
+fn xBlockBytes(comptime f: args.TernaryFormat) usize {
+    return if (f == .tq1_0) 5 * code_bytes else block_weights;
+}
+
+/// TQ1_0 read in place: the block's first 52 bytes (qs then qh) as 64 lanes (12 zero), digit n
+/// (most significant first) of lane L is weight n·32 + L (L < 32), 160 + n·16 + (L − 32)
+/// (L < 48), 240 + n·4 + (L − 48) (L < 52, n < 4), else none. Lanes go in vectors of W.
+fn tq1Weight(L: usize, n: usize) ?usize {
+    if (L < 32) return n * 32 + L;
+    if (L < 48) return 160 + n * 16 + (L - 32);
+    if (L < 52 and n < 4) return 240 + n * 4 + (L - 48);
+    return null;
+}
+
+const no_weight: u16 = 0xFFFF;
+
+/// For each byte of a block's permuted activations, the weight (0..256) it holds, or no_weight.
+fn permTable(comptime W: usize, comptime f: args.TernaryFormat) [xBlockBytes(f)]u16 {
     @setEvalBranchQuota(100_000);
-    var t: [block_weights]u8 = undefined;
-    for (0..block_weights) |k| t[permIndex(W, k)] = k;
+    var t: [xBlockBytes(f)]u16 = @splat(no_weight);
+    if (f == .tq1_0) {
+        for (0..code_bytes / W) |v| for (0..5) |n| for (0..W) |i| {
+            if (tq1Weight(v * W + i, n)) |k| t[(v * 5 + n) * W + i] = k;
+        };
+    } else {
+        for (0..block_weights) |k| t[permIndex(W, k)] = k;
+    }
     return t;
 }
 
 /// Quantizes token rows [b, e) of x to int8 in the kernel's order. Per token: q (kp bytes, zero
 /// padded), the sum of q per block, and s = 127 / max|x| (NaN when x has a NaN: then q = 0).
-fn quantizeTokens(comptime W: usize, comptime d: dt.DType, a: *const args.TernaryMatmulArgs, ws: Workspace, b: usize, e: usize) void {
-    const perm = comptime permTable(W);
+fn quantizeTokens(comptime W: usize, comptime f: args.TernaryFormat, comptime d: dt.DType, a: *const args.TernaryMatmulArgs, ws: Workspace, b: usize, e: usize) void {
+    const perm = comptime permTable(W, f);
+    const xb = comptime xBlockBytes(f);
     const X = dt.Storage(d);
     const V = 16;
     const F = @Vector(V, f32);
@@ -220,13 +247,13 @@ fn quantizeTokens(comptime W: usize, comptime d: dt.DType, a: *const args.Ternar
         const s: f32 = if (nan) std.math.nan(f32) else 127.0 / m;
         const zero = nan or m == 0;
         ws.s[t] = s;
-        const q = ws.q + t * ws.kp;
+        const q = ws.q + t * ws.kx;
         for (0..nb) |blk| {
             var sum: i32 = 0;
             const base = blk * block_weights;
             const len = @min(block_weights, k -| base);
             if (zero or len == 0) {
-                @memset(q[base..][0..block_weights], 0);
+                @memset(q[blk * xb ..][0..xb], 0);
                 ws.xsum[t * nb + blk] = 0;
                 continue;
             }
@@ -242,7 +269,7 @@ fn quantizeTokens(comptime W: usize, comptime d: dt.DType, a: *const args.Ternar
                 sum += r[0];
             }
             @memset(tmp[len..], 0);
-            for (0..block_weights) |p| q[base + p] = tmp[perm[p]];
+            for (perm, 0..) |src, p| q[blk * xb + p] = if (src == no_weight) 0 else tmp[src];
             ws.xsum[t * nb + blk] = sum;
         }
     }
@@ -272,43 +299,47 @@ const Workspace = struct {
     xsum: [*]i32,
     s: [*]f32,
     nb: usize,
-    kp: usize,
+    kx: usize, // bytes of a token's permuted activations
 };
 
 /// Scratch bytes of a call: int8 activations, block sums, token scales.
-fn workspaceBytes(m: usize, nb: usize) usize {
-    return m * nb * block_weights + std.mem.alignForward(usize, m * nb * 4, 64) + m * 4;
+fn workspaceBytes(m: usize, nb: usize, xb: usize) usize {
+    return m * nb * xb + std.mem.alignForward(usize, m * nb * 4, 64) + m * 4;
 }
 
 fn run(comptime isa: Isa, par: *const Parallel, a: *const args.TernaryMatmulArgs) u32 {
+    return switch (a.format) {
+        inline else => |f| runFormat(isa, f, par, a),
+    };
+}
+
+fn runFormat(comptime isa: Isa, comptime f: args.TernaryFormat, par: *const Parallel, a: *const args.TernaryMatmulArgs) u32 {
     const D = Dot(isa);
     const nb = (a.k + block_weights - 1) / block_weights;
-    const kp = nb * block_weights;
-    const raw = par.alloc(u8, workspaceBytes(a.m, nb)) orelse return 1;
+    const kx = nb * xBlockBytes(f);
+    const raw = par.alloc(u8, workspaceBytes(a.m, nb, xBlockBytes(f))) orelse return 1;
     defer par.free(raw);
-    const qbytes = a.m * kp;
+    const qbytes = a.m * kx;
     const ws: Workspace = .{
         .q = @ptrCast(raw.ptr),
         .xsum = @ptrCast(@alignCast(raw.ptr + qbytes)),
         .s = @ptrCast(@alignCast(raw.ptr + qbytes + std.mem.alignForward(usize, a.m * nb * 4, 64))),
         .nb = nb,
-        .kp = kp,
+        .kx = kx,
     };
     const QCtx = struct {
         a: *const args.TernaryMatmulArgs,
         ws: Workspace,
         fn task(self: *const @This(), b: usize, e: usize) void {
             switch (self.a.x_dtype) {
-                inline .f32, .f16, .bf16 => |d| quantizeTokens(D.W, d, self.a, self.ws, b, e),
+                inline .f32, .f16, .bf16 => |d| quantizeTokens(D.W, f, d, self.a, self.ws, b, e),
                 else => unreachable, // the door refuses other dtypes
             }
         }
     };
     const qctx: QCtx = .{ .a = a, .ws = ws };
     par.run(a.m, @max(1, 16384 / @max(a.k, 1)), &qctx, QCtx.task);
-    switch (a.format) {
-        inline else => |f| if (a.m == 1) rows(isa, f, true, par, a, ws) else rows(isa, f, false, par, a, ws),
-    }
+    if (a.m == 1) rows(isa, f, true, par, a, ws) else rows(isa, f, false, par, a, ws);
     return 0;
 }
 
@@ -362,11 +393,15 @@ fn tile(comptime isa: Isa, comptime f: args.TernaryFormat, comptime R: usize, co
     var tt: [T]usize = undefined;
     for (0..T) |j| {
         tt[j] = t0 + @min(j, nt - 1);
-        xq[j] = ws.q + tt[j] * ws.kp;
+        xq[j] = ws.q + tt[j] * ws.kx;
     }
     var facc = std.mem.zeroes([R][T]f32);
-    var decoded: [if (f == .tq1_0) R else 0][code_bytes]u8 align(64) = undefined;
     const mask: D.VU = @splat(3);
+    // One token on AVX-512 VNNI, i2 (long scale segments): keep the codes in place (c·4ⁿ ≤ 192, masked but not shifted)
+    // with an accumulator per shift n, saving the shifts; the 4ⁿ comes off after the reduction.
+    const masked = comptime (isa == .avx512_vnni and T == 1 and f == .i2);
+    const NA = if (masked) 4 else 1;
+    const chunk: usize = if (masked) 1024 else 4096;
     var seg: usize = 0;
     while (seg < nseg) : (seg += 1) {
         const b0 = seg * seg_blocks;
@@ -374,38 +409,53 @@ fn tile(comptime isa: Isa, comptime f: args.TernaryFormat, comptime R: usize, co
         var isum = std.mem.zeroes([R][T]i64);
         var cb = b0;
         while (cb < b1) {
-            // i32 lanes stay exact for 4096 blocks (each adds at most 256·3·127 to a lane).
-            const ce = @min(b1, cb + 4096);
-            var acc = std.mem.zeroes([R][T]D.V32);
+            // i32 lanes stay exact for a chunk (a block adds at most 4·4·3·127 to a lane, masked 4·192·127).
+            const ce = @min(b1, cb + chunk);
+            var acc = std.mem.zeroes([R][T][NA]D.V32);
             var acc16 = std.mem.zeroes([R][T]D.V16);
             for (cb..ce) |blk| {
-                var codes: [R][*]const u8 = undefined;
-                for (0..R) |i| {
-                    const p = wrow[i] + blk * comptime tp.blockBytes(f);
-                    if (f == .tq1_0) {
-                        decodeTq1(W, p, &decoded[i]);
-                        codes[i] = &decoded[i];
-                    } else codes[i] = p;
-                }
-                const xoff = blk * block_weights;
-                inline for (0..code_bytes / W) |c| {
-                    var wv: [R]D.VU = undefined;
-                    inline for (0..R) |i| wv[i] = codes[i][c * W ..][0..W].*;
-                    inline for (0..4) |n| {
-                        var cv: [R]D.VU = undefined;
-                        inline for (0..R) |i| cv[i] = (wv[i] >> @splat(2 * n)) & mask;
-                        inline for (0..T) |j| {
-                            const xv: D.VS = xq[j][xoff + (c * 4 + n) * W ..][0..W].*;
-                            inline for (0..R) |i| D.step(&acc[i][j], &acc16[i][j], cv[i], xv);
+                const xoff = blk * comptime xBlockBytes(f);
+                if (f == .tq1_0) {
+                    // Base-3 digits straight from the block: digit n of byte b is
+                    // (b·3ⁿ mod 256)·3 >> 8, i.e. [q ≥ 86] + [q ≥ 171] with q = b·3ⁿ mod 256.
+                    inline for (0..code_bytes / W) |v| {
+                        var qv: [R]D.VU = undefined;
+                        inline for (0..R) |i| qv[i] = loadTq1(W, v, wrow[i] + blk * comptime tp.blockBytes(f));
+                        inline for (0..5) |n| {
+                            var cv: [R]D.VU = undefined;
+                            inline for (0..R) |i| cv[i] = @as(D.VU, @intFromBool(qv[i] >= @as(D.VU, @splat(86)))) + @as(D.VU, @intFromBool(qv[i] >= @as(D.VU, @splat(171))));
+                            inline for (0..T) |j| {
+                                const xv: D.VS = xq[j][xoff + (v * 5 + n) * W ..][0..W].*;
+                                inline for (0..R) |i| D.step(&acc[i][j][0], &acc16[i][j], cv[i], xv);
+                            }
+                            if (n < 4) {
+                                inline for (0..R) |i| qv[i] = qv[i] +% qv[i] +% qv[i];
+                            }
+                        }
+                    }
+                } else {
+                    var codes: [R][*]const u8 = undefined;
+                    for (0..R) |i| codes[i] = wrow[i] + blk * comptime tp.blockBytes(f);
+                    inline for (0..code_bytes / W) |c| {
+                        var wv: [R]D.VU = undefined;
+                        inline for (0..R) |i| wv[i] = codes[i][c * W ..][0..W].*;
+                        inline for (0..4) |n| {
+                            var cv: [R]D.VU = undefined;
+                            inline for (0..R) |i| cv[i] = if (masked) wv[i] & @as(D.VU, @splat(3 << (2 * n))) else (wv[i] >> @splat(2 * n)) & mask;
+                            inline for (0..T) |j| {
+                                const xv: D.VS = xq[j][xoff + (c * 4 + n) * W ..][0..W].*;
+                                inline for (0..R) |i| D.step(&acc[i][j][if (masked) n else 0], &acc16[i][j], cv[i], xv);
+                            }
                         }
                     }
                 }
                 if (!D.fused) {
-                    inline for (0..R) |i| inline for (0..T) |j| D.flush(&acc[i][j], &acc16[i][j]);
+                    inline for (0..R) |i| inline for (0..T) |j| D.flush(&acc[i][j][0], &acc16[i][j]);
                 }
             }
-            inline for (0..R) |i| inline for (0..T) |j| {
-                isum[i][j] += @reduce(.Add, acc[i][j]);
+            inline for (0..R) |i| inline for (0..T) |j| inline for (0..NA) |n| {
+                // Lanes sum to < 2³¹ within a chunk (4096 blocks of ≤ 6096 a lane; masked: 1024 of ≤ 97536).
+                isum[i][j] += @as(i64, @reduce(.Add, acc[i][j][n])) >> (2 * n);
             };
             cb = ce;
         }
@@ -434,17 +484,12 @@ fn tile(comptime isa: Isa, comptime f: args.TernaryFormat, comptime R: usize, co
     };
 }
 
-/// Decodes one TQ1_0 block into the TQ2_0 code layout (64 bytes, codes 0..2).
-fn decodeTq1(comptime W: usize, blk: [*]const u8, out: *[code_bytes]u8) void {
-    var t: [block_weights]i8 align(64) = undefined;
-    tp.decodeBlock(8 * W, .tq1_0, blk, &t);
-    inline for (0..2) |h| {
-        const base = h * 128;
-        var q: @Vector(32, u8) = @splat(0);
-        inline for (0..4) |n| {
-            const v: @Vector(32, i8) = t[base + n * 32 ..][0..32].*;
-            q |= @as(@Vector(32, u8), @bitCast(v +% @as(@Vector(32, i8), @splat(1)))) << @splat(2 * n);
-        }
-        out[h * 32 ..][0..32].* = q;
-    }
+/// Lanes v·W .. v·W + W of a TQ1_0 block's first 52 bytes (qs, qh) padded with zeros to 64;
+/// never reads past the 52 bytes.
+inline fn loadTq1(comptime W: usize, comptime v: usize, p: [*]const u8) @Vector(W, u8) {
+    const used = 52;
+    if ((v + 1) * W <= used) return p[v * W ..][0..W].*;
+    var tmp: [W]u8 = @splat(0);
+    tmp[0 .. used - v * W].* = p[v * W ..][0 .. used - v * W].*;
+    return tmp;
 }
