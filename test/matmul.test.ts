@@ -454,4 +454,17 @@ describe("bad input", () => {
     for (let i = 0; i < 5; i++) expect(() => bn.matmul(a, b)).toThrow(bn.ShapeError);
     expect(bn.memory.stats().bytesInUse).toBe(before);
   });
+
+  test("shape errors are found before any operand is converted (no allocation at all)", () => {
+    using a = bn.zeros([2, 3], { dtype: "f16" });
+    using b = bn.zeros([4, 5], { dtype: "i8" });
+    using c = bn.zeros([2, 2, 3], { dtype: "bf16" });
+    using d = bn.zeros([3, 3, 4], { dtype: "i16" });
+    using e = bn.zeros([2, 4, 3], { dtype: "u8" });
+    const allocs = bn.memory.stats().allocations;
+    expect(() => bn.matmul(a, b)).toThrow(bn.ShapeError);
+    expect(() => bn.matmul(c, d)).toThrow(/do not broadcast/);
+    expect(() => bn.dot(c, e)).toThrow(/summed dimensions 3 and 4/);
+    expect(bn.memory.stats().allocations).toBe(allocs);
+  });
 });

@@ -98,12 +98,27 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   }
   const rd = promoteTypes(x._dt.name, y._dt.name);
   const what = `${x._dt.name} ${fmtShape(x._shape)} @ ${y._dt.name} ${fmtShape(y._shape)}`;
+  checkMatmulShapes(op, x._shape, y._shape); // before any operand is converted
   const temps: Tensor[] = [];
   try {
     const [cx, cy] = kernelOperands(x, y, rd, temps);
     return matmulLayout(op, cx, cy, rd, device, what);
   } finally {
     for (const t of temps) t.dispose();
+  }
+}
+
+/** The shape errors of matmul, from the shapes alone (so that no conversion is wasted on them). */
+function checkMatmulShapes(op: string, xs0: readonly number[], ys0: readonly number[]): void {
+  const xs = xs0.length === 1 ? [1, xs0[0]!] : xs0;
+  const ys = ys0.length === 1 ? [ys0[0]!, 1] : ys0;
+  const k = xs[xs.length - 1]!;
+  const k2 = ys[ys.length - 2]!;
+  if (k !== k2) throw new ShapeError(op, `shapes ${fmtShape(xs0)} and ${fmtShape(ys0)}: inner dimensions ${k} and ${k2} do not match`);
+  try {
+    broadcastShapes(xs.slice(0, -2), ys.slice(0, -2), op);
+  } catch {
+    throw new ShapeError(op, `shapes ${fmtShape(xs0)} and ${fmtShape(ys0)}: batch dimensions ${fmtShape(xs.slice(0, -2))} and ${fmtShape(ys.slice(0, -2))} do not broadcast`);
   }
 }
 
@@ -160,6 +175,9 @@ export function dot(a: Tensor, b: Tensor): Tensor {
   if (y._shape.length === 1) return matmul(x, y);
   const rd = promoteTypes(x._dt.name, y._dt.name);
   const what = `${x._dt.name} ${fmtShape(x._shape)} · ${y._dt.name} ${fmtShape(y._shape)}`;
+  const kx = x._shape[x._shape.length - 1]!;
+  const ky = y._shape[y._shape.length - 2]!;
+  if (kx !== ky) throw new ShapeError(op, `shapes ${fmtShape(x._shape)} and ${fmtShape(y._shape)}: summed dimensions ${kx} and ${ky} do not match`);
   const temps: Tensor[] = [];
   try {
     const [cx, cy] = kernelOperands(x, y, rd, temps);
