@@ -136,19 +136,16 @@ fn Dot(comptime isa: Isa) type {
 
 /// Sums adjacent pairs: r[i] = v[2i] + v[2i+1], in T.
 inline fn pairSum(comptime n: usize, comptime T: type, v: anytype) @Vector(n / 2, T) {
-    const E = comptime blk: {
-        var e: [n / 2]i32 = undefined;
-        for (&e, 0..) |*x, i| x.* = 2 * i;
-        break :blk e;
-    };
-    const O = comptime blk: {
-        var o: [n / 2]i32 = undefined;
-        for (&o, 0..) |*x, i| x.* = 2 * i + 1;
-        break :blk o;
-    };
-    const even: @Vector(n / 2, T) = @shuffle(T, @as(@Vector(n, T), v), undefined, E);
-    const odd: @Vector(n / 2, T) = @shuffle(T, @as(@Vector(n, T), v), undefined, O);
+    const even: @Vector(n / 2, T) = @shuffle(T, @as(@Vector(n, T), v), undefined, stride2(n / 2, 0));
+    const odd: @Vector(n / 2, T) = @shuffle(T, @as(@Vector(n, T), v), undefined, stride2(n / 2, 1));
     return even +% odd;
+}
+
+/// The shuffle mask {first, first + 2, first + 4, ...} of length h.
+fn stride2(comptime h: usize, comptime first: i32) [h]i32 {
+    var e: [h]i32 = undefined;
+    for (&e, 0..) |*x, i| x.* = 2 * @as(i32, @intCast(i)) + first;
+    return e;
 }
 
 /// Register tile (rows × tokens) of an ISA: one token for GEMV, several for GEMM.
@@ -381,6 +378,7 @@ inline fn blockD(comptime f: args.TernaryFormat, blk: [*]const u8) f32 {
 /// One tile: rows r0..r0+nr, tokens t0..t0+nt. Missing rows/tokens of a partial tile repeat the
 /// last real one (computed, not stored).
 fn tile(comptime isa: Isa, comptime f: args.TernaryFormat, comptime R: usize, comptime T: usize, a: *const args.TernaryMatmulArgs, ws: Workspace, r0: usize, nr: usize, t0: usize, nt: usize) void {
+    @setEvalBranchQuota(100_000); // the tile is unrolled at compile time
     const D = Dot(isa);
     const W = D.W;
     const nb = ws.nb;
