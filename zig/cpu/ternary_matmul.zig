@@ -416,7 +416,7 @@ fn tile(comptime isa: Isa, comptime f: args.TernaryFormat, comptime R: usize, co
                 if (f == .tq1_0) {
                     // Base-3 digits straight from the block: digit n of byte b is
                     // (b·3ⁿ mod 256)·3 >> 8, i.e. [q ≥ 86] + [q ≥ 171] with q = b·3ⁿ mod 256.
-                    inline for (0..code_bytes / W) |v| {
+                    for (0..code_bytes / W) |v| {
                         var qv: [R]D.VU = undefined;
                         inline for (0..R) |i| qv[i] = loadTq1(W, v, wrow[i] + blk * comptime tp.blockBytes(f));
                         inline for (0..5) |n| {
@@ -434,7 +434,7 @@ fn tile(comptime isa: Isa, comptime f: args.TernaryFormat, comptime R: usize, co
                 } else {
                     var codes: [R][*]const u8 = undefined;
                     for (0..R) |i| codes[i] = wrow[i] + blk * comptime tp.blockBytes(f);
-                    inline for (0..code_bytes / W) |c| {
+                    for (0..code_bytes / W) |c| {
                         var wv: [R]D.VU = undefined;
                         inline for (0..R) |i| wv[i] = codes[i][c * W ..][0..W].*;
                         inline for (0..4) |n| {
@@ -484,10 +484,11 @@ fn tile(comptime isa: Isa, comptime f: args.TernaryFormat, comptime R: usize, co
 
 /// Lanes v·W .. v·W + W of a TQ1_0 block's first 52 bytes (qs, qh) padded with zeros to 64;
 /// never reads past the 52 bytes.
-inline fn loadTq1(comptime W: usize, comptime v: usize, p: [*]const u8) @Vector(W, u8) {
+inline fn loadTq1(comptime W: usize, v: usize, p: [*]const u8) @Vector(W, u8) {
     const used = 52;
     if ((v + 1) * W <= used) return p[v * W ..][0..W].*;
+    const tail = used % W; // the last, partial vector
     var tmp: [W]u8 = @splat(0);
-    tmp[0 .. used - v * W].* = p[v * W ..][0 .. used - v * W].*;
+    tmp[0..tail].* = p[used - tail ..][0..tail].*;
     return tmp;
 }
