@@ -16,7 +16,7 @@ pub const Pool = struct {
     busy: std.atomic.Value(bool) = .init(false),
     n_threads: u32 = 1,
     // The current job (written by the caller under the monitor, before `generation` moves).
-    generation: u64 = 0,
+    generation: std.atomic.Value(u64) = .init(0),
     ctx: *const anyopaque = undefined,
     task: TaskFn = undefined,
     n: usize = 0,
@@ -59,7 +59,7 @@ pub const Pool = struct {
         self.chunk = chunk;
         self.next.store(0, .monotonic);
         self.done.store(0, .monotonic);
-        self.generation +%= 1;
+        _ = self.generation.fetchAdd(1, .release);
         self.monitor.broadcast();
         self.monitor.unlock();
         self.work();
@@ -83,14 +83,24 @@ pub const Pool = struct {
         }
     }
 
+    /// Spins a worker makes for the next job before it sleeps (some 100 µs): back-to-back jobs
+    /// (a model's layers, a GEMV in a loop) then start without a wake-up through the OS.
+    const spin_limit = 4096;
+
     fn worker(self: *Pool) void {
         var seen: u64 = 0;
         while (true) {
+            var spins: u32 = 0;
+            while (self.generation.load(.acquire) == seen and spins < spin_limit) : (spins += 1) std.atomic.spinLoopHint();
             self.monitor.lock();
-            while (self.generation == seen) self.monitor.wait();
-            seen = self.generation;
-            _ = self.active.fetchAdd(1, .acquire);
+            while (self.generation.load(.monotonic) == seen) self.monitor.wait();
+            seen = self.generation.load(.monotonic);
+            // Join only a job that still has chunks: a worker that comes late must not touch the
+            // counters once the caller may have returned (and may be setting up the next job).
+            const join = self.done.load(.acquire) < self.n;
+            if (join) _ = self.active.fetchAdd(1, .acquire);
             self.monitor.unlock();
+            if (!join) continue;
             self.work();
             _ = self.active.fetchSub(1, .release);
         }
