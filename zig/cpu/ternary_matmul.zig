@@ -141,6 +141,72 @@ inline fn pairSum(comptime n: usize, comptime T: type, v: anytype) @Vector(n / 2
     return even +% odd;
 }
 
+/// r[i] = Σ lanes of v[i] for 4 vectors of L ≥ 4 lanes: a transpose-and-add tree (about a third
+/// of four separate reductions' instructions; a tq block ends with one for every row tile).
+pub inline fn hsum4(comptime L: usize, v: [4]@Vector(L, i32)) @Vector(4, i32) {
+    const h = L / 2;
+    const q = L / 4;
+    // Rows 0, 1 (and 2, 3) folded into one vector: row a in lanes [0, h), row b in [h, L).
+    const fa = comptime foldMasks(L, h, false);
+    const fb = comptime foldMasks(L, h, true);
+    const x = @shuffle(i32, v[0], v[1], fa) +% @shuffle(i32, v[0], v[1], fb);
+    const y = @shuffle(i32, v[2], v[3], fa) +% @shuffle(i32, v[2], v[3], fb);
+    // Then all four rows, q lanes each.
+    const ga = comptime blk: {
+        var m: [L]i32 = undefined;
+        for (0..q) |i| {
+            m[i] = i;
+            m[q + i] = 2 * q + i;
+            m[2 * q + i] = ~@as(i32, @intCast(i));
+            m[3 * q + i] = ~@as(i32, @intCast(2 * q + i));
+        }
+        break :blk m;
+    };
+    const gb = comptime blk: {
+        var m: [L]i32 = undefined;
+        for (0..q) |i| {
+            m[i] = q + i;
+            m[q + i] = 3 * q + i;
+            m[2 * q + i] = ~@as(i32, @intCast(q + i));
+            m[3 * q + i] = ~@as(i32, @intCast(3 * q + i));
+        }
+        break :blk m;
+    };
+    return groupFold(L, @shuffle(i32, x, y, ga) +% @shuffle(i32, x, y, gb));
+}
+
+/// Masks folding two vectors: lanes [0, h) (second: [h, 2h)) of a, then the same of b.
+fn foldMasks(comptime L: usize, comptime h: usize, comptime second: bool) [L]i32 {
+    var m: [L]i32 = undefined;
+    const off: usize = if (second) h else 0;
+    for (0..h) |i| {
+        m[i] = @intCast(off + i);
+        m[h + i] = ~@as(i32, @intCast(off + i));
+    }
+    return m;
+}
+
+/// Four groups of n / 4 lanes summed within each group.
+inline fn groupFold(comptime n: usize, z: @Vector(n, i32)) @Vector(4, i32) {
+    if (n == 4) return z;
+    const g = n / 4;
+    const a = comptime blk: {
+        var m: [n / 2]i32 = undefined;
+        for (0..4) |k| for (0..g / 2) |i| {
+            m[k * (g / 2) + i] = @intCast(k * g + i);
+        };
+        break :blk m;
+    };
+    const b = comptime blk: {
+        var m: [n / 2]i32 = undefined;
+        for (0..4) |k| for (0..g / 2) |i| {
+            m[k * (g / 2) + i] = @intCast(k * g + g / 2 + i);
+        };
+        break :blk m;
+    };
+    return groupFold(n / 2, @shuffle(i32, z, undefined, a) +% @shuffle(i32, z, undefined, b));
+}
+
 /// The shuffle mask {first, first + 2, first + 4, ...} of length h.
 fn stride2(comptime h: usize, comptime first: i32) [h]i32 {
     var e: [h]i32 = undefined;
@@ -451,10 +517,17 @@ fn tile(comptime isa: Isa, comptime f: args.TernaryFormat, comptime R: usize, co
                     inline for (0..R) |i| inline for (0..T) |j| D.flush(&acc[i][j][0], &acc16[i][j]);
                 }
             }
-            inline for (0..R) |i| inline for (0..T) |j| inline for (0..NA) |n| {
-                // Lanes sum to < 2³¹ within a chunk (4096 blocks of ≤ 6096 a lane; masked: 1024 of ≤ 97536).
-                isum[i][j] += @as(i64, @reduce(.Add, acc[i][j][n])) >> (2 * n);
-            };
+            // Lanes sum to < 2³¹ within a chunk (4096 blocks of ≤ 6096 a lane; masked: 1024 of ≤ 97536).
+            if (R == 4 and D.L >= 4 and !masked) {
+                inline for (0..T) |j| {
+                    const sums = hsum4(D.L, .{ acc[0][j][0], acc[1][j][0], acc[2][j][0], acc[3][j][0] });
+                    inline for (0..4) |i| isum[i][j] += sums[i];
+                }
+            } else {
+                inline for (0..R) |i| inline for (0..T) |j| inline for (0..NA) |n| {
+                    isum[i][j] += @as(i64, @reduce(.Add, acc[i][j][n])) >> (2 * n);
+                };
+            }
             cb = ce;
         }
         var xs: [T]i64 = @splat(0);

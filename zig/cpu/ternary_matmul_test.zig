@@ -193,3 +193,21 @@ test "scratch refusal is reported, not a crash" {
     const ma: args.TernaryMatmulArgs = .{ .format = .i2, .x_dtype = .f32, .scale_mode = 0, .dot_ext = 0, .m = 1, .n = 1, .k = 256, .x_stride = 256, .group_blocks = 0, .x = @ptrCast(&x), .w = &w, .scales = &s, .out = &out };
     try testing.expectEqual(@as(u32, 1), tm.ternaryMatmul(vbits, &par, &ma));
 }
+
+test "hsum4 sums each of four vectors, at every width" {
+    var prng = std.Random.DefaultPrng.init(44);
+    const rng = prng.random();
+    inline for (.{ 4, 8, 16 }) |L| {
+        for (0..50) |_| {
+            var v: [4]@Vector(L, i32) = undefined;
+            for (&v) |*x| {
+                var a: [L]i32 = undefined;
+                for (&a) |*e| e.* = rng.intRangeAtMost(i32, -1 << 24, 1 << 24);
+                x.* = a;
+            }
+            const got = tm.hsum4(L, v);
+            const ga: [4]i32 = got;
+            for (0..4) |i| try testing.expectEqual(@reduce(.Add, v[i]), ga[i]);
+        }
+    }
+}
