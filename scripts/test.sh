@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: the Zig engine's unit tests (Debug with safety checks, every SIMD level this CPU
-# runs; the pool and thread pool again in ReleaseSafe), the TypeScript type check, `bun test`, then the linux-arm64 (NEON) checks
-# under qemu (scripts/test-arm64.sh). Ends with one line "N passed, N failed".
+# runs; the pool and thread pool again in ReleaseSafe), the TypeScript type check, the
+# linux-arm64 (NEON) checks under qemu (scripts/test-arm64.sh), then `bun test`. Ends with one
+# line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp -d)
@@ -21,18 +22,20 @@ else
   ts_pass=$((ts_pass + 1)); echo "typecheck: ok"
 fi
 
+# linux-arm64 / NEON under qemu (Zig tests and a bun test subset with Bun's aarch64 build). It
+# runs before `bun test` so that the package test's linux-arm64 prebuilt reuses its kernel
+# objects from the Zig cache (the same target and options) instead of compiling them again.
+bash scripts/test-arm64.sh | tee "$log/arm64.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+while read -r a b; do ts_pass=$((ts_pass + a)); ts_fail=$((ts_fail + b)); done < <(
+  grep -E "^arm64 (zig|bun): " "$log/arm64.txt" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1 \2/')
+
 bun test "$@" 2>&1 | tee "$log/bun.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 bp=$(grep -oE "^ *[0-9]+ pass$" "$log/bun.txt" | tail -1 | grep -oE "[0-9]+" || echo 0)
 bf=$(grep -oE "^ *[0-9]+ fail$" "$log/bun.txt" | tail -1 | grep -oE "[0-9]+" || echo 0)
 ts_pass=$((ts_pass + bp)); ts_fail=$((ts_fail + bf))
 if [ "$status" -ne 0 ] && [ "$ts_fail" -eq 0 ] && [ "$zig_fail" -eq 0 ]; then ts_fail=1; fi
-
-# linux-arm64 / NEON under qemu (Zig tests and a bun test subset with Bun's aarch64 build).
-bash scripts/test-arm64.sh | tee "$log/arm64.txt"
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-while read -r a b; do ts_pass=$((ts_pass + a)); ts_fail=$((ts_fail + b)); done < <(
-  grep -E "^arm64 (zig|bun): " "$log/arm64.txt" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1 \2/')
 
 echo "$((zig_pass + ts_pass)) passed, $((zig_fail + ts_fail)) failed"
 exit $status
