@@ -1,7 +1,7 @@
 /**
  * ggml's ternary block formats TQ2_0 and TQ1_0 (internal helpers; not part of the public API).
  *
- * The later `TernaryTensor` (formats "tq2_0" / "tq1_0") and `bn.gguf` build on these three calls.
+ * `TernaryTensor` (src/quant/ternary.ts, formats "tq2_0" / "tq1_0") and `bn.gguf` build on these calls.
  * Each makes one native call (`bn_ternary_pack`, zig/cpu/ternary_pack.zig) and returns a new
  * contiguous tensor; inputs may be views of any strides (a contiguous copy is made when needed).
  *
