@@ -15,7 +15,7 @@
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
 import { DTypeError, DisposedTensorError, ShapeError, ValueError, fmtShape } from "../errors.ts";
-import { check, sym } from "../native.ts";
+import { check, putLayout, sym } from "../native.ts";
 import { Tensor, copyInto } from "../tensor.ts";
 import { zeros } from "../creation.ts";
 import { abs, add, clip, div, mul, round } from "../ops/elementwise.ts";
@@ -129,12 +129,7 @@ export class TernaryTensor {
    */
   get scale(): Tensor {
     this.#live("scale");
-    if (this.#scale === null) {
-      const { values, scales } = unpackBlocks(this.#packed!, this.format as "tq2_0" | "tq1_0");
-      values.dispose();
-      const rows = this.#shape.slice(0, -1);
-      this.#scale = rows.length === 1 ? scales : reshapeOwned(scales, [...rows, this.#nb]);
-    }
+    if (this.#scale === null) this.#scale = reshapeOwned(this.#blockScalesF32(), [...this.#shape.slice(0, -1), this.#nb]);
     return this.#scale;
   }
 
@@ -152,6 +147,27 @@ export class TernaryTensor {
 
   get disposed(): boolean {
     return this.#packed === null;
+  }
+
+  /** The tq blocks' f16 scales, read in place by one strided copy (no unpacking), as f32 `[rows, nb]`. */
+  #blockScalesF32(): Tensor {
+    const op = "TernaryTensor.scale";
+    const packed = this.#packed!;
+    const bb = BLOCK_BYTES[this.format as "tq2_0" | "tq1_0"];
+    const rows = packed.shape[0]!;
+    const nb = this.#nb;
+    const f16 = dtypeInfo("f16");
+    const h = Tensor._alloc([rows, nb], f16, packed._live(op).device, op);
+    try {
+      if (h.size > 0) {
+        // In f16 units a block is bb / 2 long and its scale sits at its last 2 bytes (bb is even).
+        putLayout([rows, nb], [nb, 1], [(nb * bb) / 2, bb / 2]);
+        check(sym.bn_copy(h._ptr(op), f16.code, packed._ptr(op) + bb - 2, f16.code, 2), op, `${this.format} ${fmtShape(this.#shape)}`);
+      }
+      return h.astype("f32");
+    } finally {
+      h.dispose();
+    }
   }
 
   get #nb(): number {
@@ -401,14 +417,18 @@ function packI2(values: Tensor, scale: Tensor, g: TernaryGranularity, shape: rea
   let padded: Tensor | null = null;
   let packed: Tensor | null = null;
   try {
-    const flat = values.reshape([rows, k]);
-    try {
-      padded = Tensor._alloc([rows, kp], dtypeInfo("i8"), values._live(op).device, op, true);
-      const dst = kp === k ? padded : padded.slice([null, [0, k]]);
-      copyInto(dst, flat, op);
-      if (dst !== padded) dst.dispose();
-    } finally {
-      if (flat !== values) flat.dispose();
+    if (kp === k && values.isContiguous()) {
+      padded = values.reshape([rows, k]); // whole blocks already: pack the values in place
+    } else {
+      const flat = values.reshape([rows, k]);
+      try {
+        padded = Tensor._alloc([rows, kp], dtypeInfo("i8"), values._live(op).device, op, true);
+        const dst = kp === k ? padded : padded.slice([null, [0, k]]);
+        copyInto(dst, flat, op);
+        if (dst !== padded) dst.dispose();
+      } finally {
+        if (flat !== values) flat.dispose();
+      }
     }
     packed = Tensor._alloc([rows, nb * I2_BLOCK_BYTES], dtypeInfo("u8"), values._live(op).device, op);
     if (padded.size > 0) {
@@ -423,7 +443,7 @@ function packI2(values: Tensor, scale: Tensor, g: TernaryGranularity, shape: rea
     scale.dispose();
     throw e;
   } finally {
-    padded?.dispose();
+    if (padded !== values) padded?.dispose();
   }
 }
 

@@ -219,7 +219,6 @@ fn tileRows(comptime isa: Isa, comptime gemv: bool) usize {
     return switch (isa) {
         .scalar => 1,
         .avx512_vnni, .neon_dot => 4,
-        .avx512, .neon => if (gemv) 4 else 2,
         else => if (gemv) 4 else 2,
     };
 }
