@@ -87,4 +87,10 @@ export const symbols = {
   bn_linalg: { args: ["u32", "u32", "u32", "ptr", "ptr", "ptr", "ptr", "ptr", "f64", "u32", "f64", "u32"], returns: "i32" },
   bn_ternary_pack: { args: ["u32", "u32", "u32", "ptr", "ptr", "ptr", "ptr", "f64"], returns: "i32" },
   bn_ternary_matmul: { args: ["ptr", "ptr", "u32", "ptr", "ptr", "u32", "u32", "f64", "f64", "f64", "f64", "f64", "u32"], returns: "i32" },
+  bn_softmax_backward: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
+  bn_norm_backward: { args: ["u32", "ptr", "ptr", "ptr", "u32", "ptr", "u32", "ptr", "ptr", "f64", "u32"], returns: "i32" },
+  bn_take: { args: ["ptr", "ptr", "u32", "ptr", "u32", "f64", "f64", "f64", "f64"], returns: "i32" },
+  bn_index_add: { args: ["ptr", "u32", "ptr", "u32", "ptr", "u32", "f64", "f64", "f64", "f64"], returns: "i32" },
+  bn_sgd_update: { args: ["ptr", "ptr", "ptr", "u32", "f64", "f64", "f64", "f64", "f64", "u32"], returns: "i32" },
+  bn_adamw_update: { args: ["ptr", "ptr", "ptr", "ptr", "ptr", "u32", "f64", "f64", "f64", "f64", "f64", "f64", "f64", "u32"], returns: "i32" },
 } as const;

@@ -17,6 +17,8 @@ export interface CreateOptions {
   dtype?: DType;
   /** Device string (default "cpu"). */
   device?: string;
+  /** Make the new tensor a leaf that requires grad (float dtypes only; see `Tensor.requiresGrad`). */
+  requiresGrad?: boolean;
 }
 
 /** Options of `bn.tensor`. */
@@ -47,7 +49,10 @@ function resolve(op: string, opts: CreateOptions | undefined, fallback: DType = 
 function alloc(op: string, shapeIn: unknown, opts: CreateOptions | undefined, zero = false): Tensor {
   const shape = checkShape(shapeIn, op);
   const { dt, dev } = resolve(op, opts);
-  return Tensor._alloc(shape, dt, dev, op, zero);
+  if (opts?.requiresGrad && !dt.isFloat) throw new DTypeError(op, `requiresGrad needs a float dtype, got ${dt.name}`);
+  const t = Tensor._alloc(shape, dt, dev, op, zero);
+  t._rg = opts?.requiresGrad === true;
+  return t;
 }
 
 /** Runs `fill` on a fresh tensor, disposing it if the fill throws. */
@@ -197,7 +202,9 @@ export function tensor(data: NestedInput | AnyTyped, opts?: TensorOptions): Tens
     shape = want;
   }
   const { dt, dev } = resolve(op, opts, inferred);
+  if (opts?.requiresGrad && !dt.isFloat) throw new DTypeError(op, `requiresGrad needs a float dtype, got ${dt.name}`);
   const t = Tensor._alloc(shape, dt, dev, op);
+  t._rg = opts?.requiresGrad === true;
   return filled(t, op, (p) => {
     putLayout([n], [1], [1]);
     return sym.bn_copy(p, dt.code, src, DTypeCode[srcType], 1);

@@ -33,6 +33,12 @@ export class FormatError extends BitNetError {}
 export class ValueError extends BitNetError {}
 /** The native engine failed or could not be loaded. */
 export class NativeError extends BitNetError {}
+/**
+ * Autograd misuse: `backward()` on a tensor that does not require grad, on a non-scalar without a
+ * gradient, a second time through a graph whose saved tensors were released, or through a tensor
+ * that was changed in place after it was saved; an in-place op on a tensor that requires grad.
+ */
+export class AutogradError extends BitNetError {}
 
 /** Formats a shape like NumPy: `[2, 3]`. */
 export function fmtShape(shape: readonly number[]): string {

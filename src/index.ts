@@ -28,6 +28,7 @@ export {
   type NestedInput,
 } from "./creation.ts";
 export { concat, stack, split } from "./ops/join.ts";
+export { take } from "./ops/gather.ts";
 export { type DType, type DataArray, DTYPES, promoteTypes } from "./dtype.ts";
 export { memory, type MemoryStats, type LiveAllocation } from "./memory.ts";
 export { devices, autoSelectDevice, deviceCapabilities, setSimdLevel, type CpuCapabilities } from "./device.ts";
@@ -42,6 +43,7 @@ export {
   FormatError,
   NativeError,
   ValueError,
+  AutogradError,
 } from "./errors.ts";
 export * from "./ops/reduce.ts";
 export * from "./ops/nn.ts";
@@ -51,4 +53,23 @@ export * from "./ops/matmul.ts";
 export { gguf, type GGUFContents, type GGUFFile, type GGUFValue, type GGUFType } from "./io/gguf.ts";
 export { save, load } from "./io/npy.ts";
 export { quant, QuantizedTensor, TernaryTensor, TERNARY_EPS, type Int8Granularity, type Int8Options, type TernaryFormat, type TernaryGranularity, type TernaryOptions } from "./quant/index.ts";
-export { nn, BitLinear, type BitLinearNorm, type BitLinearOptions } from "./nn/index.ts";
+export { backward, noGrad, enableGrad, isGradEnabled, type BackwardOptions } from "./autograd/index.ts";
+export {
+  nn,
+  BitLinear,
+  Linear,
+  RMSNorm,
+  LayerNorm,
+  Embedding,
+  Sequential,
+  Module,
+  type BitLinearNorm,
+  type BitLinearOptions,
+  type LinearOptions,
+  type NormOptions,
+  type EmbeddingOptions,
+  type Layer,
+  type LossOptions,
+  type Reduction,
+} from "./nn/index.ts";
+export { optim, Optimizer, SGD, AdamW, type SGDOptions, type AdamWOptions } from "./optim/index.ts";

@@ -33,6 +33,8 @@ export class Storage {
   dtype = "";
   shape: readonly number[] = [];
   tag: string | undefined = undefined;
+  /** Bumped by every in-place write through the library (autograd checks saved tensors against it). */
+  version = 0;
   constructor(readonly slot: number) {}
 }
 
@@ -102,6 +104,7 @@ export function allocate(nbytes: number, device: number, dtype: string, shape: r
   h.device = device;
   h.refs = 1;
   h.exported = false;
+  h.version = 0;
   h.dtype = dtype;
   h.shape = shape;
   h.tag = currentTag;

@@ -6,7 +6,7 @@
  */
 import { DTypeCode } from "./abi.gen.ts";
 import { type DType, type DTypeInfo, type DataArray, dtypeInfo } from "./dtype.ts";
-import { DeviceError, DisposedTensorError, ShapeError, fmtShape } from "./errors.ts";
+import { DTypeError, DeviceError, DisposedTensorError, ShapeError, fmtShape } from "./errors.ts";
 import { Storage, allocate, release } from "./memory.ts";
 import { borrowedArrayBuffer, check, putLayout, sym } from "./native.ts";
 import {
@@ -20,6 +20,8 @@ import {
   sizeOf,
 } from "./shape.ts";
 import { formatTensor } from "./format.ts";
+import { AutogradError } from "./errors.ts";
+import { type GradNode, isGradEnabled, record } from "./autograd/graph.ts";
 
 /** Keeps a storage reachable from every ArrayBuffer handed out by `t.data`. */
 const kStorage = Symbol("bitnet.storage");
@@ -45,6 +47,12 @@ export class Tensor {
   /** @internal */ readonly _size: number;
   /** @internal cached `data` array */
   _data: DataArray | undefined = undefined;
+  /** @internal autograd: a leaf that requires grad */
+  _rg = false;
+  /** @internal autograd: the recorded op that made this tensor (null for leaves) */
+  _node: GradNode | null = null;
+  /** @internal autograd: accumulated gradient (leaves) */
+  _grad: Tensor | null = null;
 
   /** @internal Use the creation functions (`bn.tensor`, `bn.zeros`, ...). */
   constructor(storage: Storage, shape: number[], strides: number[] | null, offset: number, dt: DTypeInfo, size: number) {
@@ -143,17 +151,99 @@ export class Tensor {
 
   // ---- lifetime --------------------------------------------------------------------------------
 
-  /** Releases this tensor now. Storage shared with other views is freed when the last is released. Idempotent. */
+  /**
+   * Releases this tensor now (and its `grad`). Storage shared with other views is freed when the
+   * last is released; a graph that saved this tensor keeps its own reference. Idempotent.
+   */
   dispose(): void {
     const s = this._s;
     if (s === null) return;
     this._s = null;
     this._data = undefined;
+    this._node = null;
+    const g = this._grad;
+    this._grad = null;
+    g?.dispose();
     if (--s.refs === 0) release(s);
   }
 
   [Symbol.dispose](): void {
     this.dispose();
+  }
+
+  // ---- autograd ------------------------------------------------------------------------------
+
+  /**
+   * Whether gradients flow to this tensor: set on a leaf (a tensor you made) to have `backward()`
+   * fill its {@link grad}; results of ops on such tensors require grad too (unless made inside
+   * `bn.noGrad`). Float dtypes only.
+   * @throws DTypeError (setting it on an integer or bool tensor), AutogradError (turning it off
+   *   on a non-leaf: use {@link detach}).
+   */
+  get requiresGrad(): boolean {
+    return this._rg || this._node !== null;
+  }
+  set requiresGrad(v: boolean) {
+    this._live("requiresGrad");
+    if (v && !this._dt.isFloat) throw new DTypeError("requiresGrad", `only float tensors can require gradients, got ${this._dt.name} ${fmtShape(this._shape)}`);
+    if (this._node !== null) {
+      if (v) return;
+      throw new AutogradError("requiresGrad", `cannot turn off requiresGrad of a non-leaf tensor (result of ${this._node.op}); use detach()`);
+    }
+    this._rg = Boolean(v);
+  }
+
+  /** Sets {@link requiresGrad} (default true) and returns this tensor. */
+  requiresGrad_(v = true): this {
+    this.requiresGrad = v;
+    return this;
+  }
+
+  /** Whether this tensor is a leaf of the graph (made by you, not recorded from an op). */
+  get isLeaf(): boolean {
+    return this._node === null;
+  }
+
+  /** The op that made this tensor when it was recorded for autograd (e.g. "matmul"), else null. */
+  get gradFn(): string | null {
+    return this._node?.op ?? null;
+  }
+
+  /**
+   * The gradient accumulated by `backward()` (leaves that require grad; null until then). It has
+   * this tensor's shape and dtype and is owned by this tensor (disposed with it); `t.grad = null`
+   * releases it (what `optimizer.zeroGrad()` does).
+   */
+  get grad(): Tensor | null {
+    return this._grad;
+  }
+  set grad(g: Tensor | null) {
+    this._live("grad");
+    if (g !== null) {
+      if (!(g instanceof Tensor)) throw new DTypeError("grad", `grad must be a Tensor or null, got ${typeof g}`);
+      g._live("grad");
+      if (g._dt !== this._dt || g._shape.length !== this._shape.length || g._shape.some((d, i) => d !== this._shape[i])) {
+        throw new ShapeError("grad", `grad ${g._dt.name} ${fmtShape(g._shape)} must match the tensor ${this._dt.name} ${fmtShape(this._shape)}`);
+      }
+    }
+    const old = this._grad;
+    this._grad = g;
+    if (old !== g) old?.dispose();
+  }
+
+  /** A view of the same memory outside the graph: it does not require grad, and gradients never flow through it. */
+  detach(): Tensor {
+    this._live("detach");
+    return this._view("detach", this._shape, this._strides, this._offset, this._size);
+  }
+
+  /** @internal Throws unless an in-place write to this tensor is allowed under autograd; bumps the storage version. */
+  _willWrite(op: string): void {
+    const s = this._live(op);
+    if (isGradEnabled() && (this._rg || this._node !== null)) {
+      throw new AutogradError(op, `in-place ${op} on a tensor that requires grad (${this._dt.name} ${fmtShape(this._shape)}); do it inside bn.noGrad(), or on a detach()ed copy`);
+    }
+    s.version++;
   }
 
   // ---- reading -------------------------------------------------------------------------------
@@ -223,12 +313,13 @@ export class Tensor {
     this._live("reshape");
     const ns = inferShape(target, this._size, this._shape, "reshape");
     const st = this._strides === null ? null : reshapeStrides(this._shape, this._strides, ns);
-    if (this._strides === null) return this._view("reshape", ns, null, this._offset, this._size);
-    if (st !== null) return this._view("reshape", ns, st, this._offset, this._size);
-    const c = this.contiguous();
+    if (this._strides === null) return record("reshape", [this], this._view("reshape", ns, null, this._offset, this._size));
+    if (st !== null) return record("reshape", [this], this._view("reshape", ns, st, this._offset, this._size));
+    const c = this.astype(this._dt.name);
     const v = c._view("reshape", ns, null, c._offset);
     c.dispose();
-    return v;
+    v._node = null;
+    return record("reshape", [this], v);
   }
 
   /** A view with a new shape; ShapeError when the strides do not allow one (no copy ever). */
@@ -236,12 +327,12 @@ export class Tensor {
     const target = typeof shape === "number" ? [shape, ...rest] : shape;
     this._live("view");
     const ns = inferShape(target, this._size, this._shape, "view");
-    if (this._strides === null) return this._view("view", ns, null, this._offset);
+    if (this._strides === null) return record("reshape", [this], this._view("view", ns, null, this._offset));
     const st = reshapeStrides(this._shape, this._strides, ns);
     if (st === null) {
       throw new ShapeError("view", `cannot view ${this._dt.name} ${fmtShape(this._shape)} with strides ${fmtShape(this._strides)} as ${fmtShape(ns)} without a copy; use reshape()`);
     }
-    return this._view("view", ns, st, this._offset);
+    return record("reshape", [this], this._view("view", ns, st, this._offset));
   }
 
   /** Removes axes of size 1 (all of them, or the given ones, which must have size 1). */
@@ -266,7 +357,7 @@ export class Tensor {
         strides.push(st[i]!);
       }
     }
-    return this._view("squeeze", shape, strides, this._offset);
+    return record("reshape", [this], this._view("squeeze", shape, strides, this._offset));
   }
 
   /** Inserts an axis of size 1 at `axis` (negative counts from the end of the result). */
@@ -278,7 +369,7 @@ export class Tensor {
     const strides = st.slice();
     shape.splice(a, 0, 1);
     strides.splice(a, 0, a < st.length ? st[a]! * this._shape[a]! : 1);
-    return this._view("unsqueeze", shape, strides, this._offset);
+    return record("reshape", [this], this._view("unsqueeze", shape, strides, this._offset));
   }
 
   /** Reorders axes: `permute([2, 0, 1])`. */
@@ -291,6 +382,7 @@ export class Tensor {
     const st = this._st();
     const shape = new Array<number>(nd);
     const strides = new Array<number>(nd);
+    const perm = new Array<number>(nd);
     let seen = 0;
     for (let i = 0; i < nd; i++) {
       let a = axes[i]!;
@@ -299,10 +391,11 @@ export class Tensor {
       const bit = 2 ** a;
       if (Math.floor(seen / bit) % 2 === 1) throw new ShapeError("permute", `axis ${a} repeated in [${axes.join(", ")}]`);
       seen += bit;
+      perm[i] = a;
       shape[i] = this._shape[a]!;
       strides[i] = st[a]!;
     }
-    return this._view("permute", shape, strides, this._offset, this._size);
+    return record("permute", [this], this._view("permute", shape, strides, this._offset, this._size), perm);
   }
 
   /** Swaps two axes; with no arguments reverses all axes (NumPy's transpose). */
@@ -374,7 +467,8 @@ export class Tensor {
         throw new ShapeError("slice", `invalid index ${JSON.stringify(spec)} for axis ${ax}`);
       }
     }
-    return this._view("slice", shape, strides, offset);
+    const out = this._view("slice", shape, strides, offset);
+    return record("slice", [this], out, specs.map((x) => (Array.isArray(x) ? x.slice() : x)));
   }
 
   /** Broadcasts to `shape` without copying (stride 0 on broadcast axes); -1 keeps a dimension. */
@@ -387,7 +481,7 @@ export class Tensor {
       "expand",
     );
     const strides = broadcastStrides(this._shape, this._st(), target, "expand");
-    return this._view("expand", target, strides, this._offset);
+    return record("expand", [this], this._view("expand", target, strides, this._offset));
   }
 
   /** NumPy's name for {@link expand}. */
@@ -398,7 +492,7 @@ export class Tensor {
   /** A row-major tensor with the same values: a view of this storage if already contiguous, else a copy. */
   contiguous(): Tensor {
     this._live("contiguous");
-    if (this._strides === null) return this._view("contiguous", this._shape.slice(), null, this._offset);
+    if (this._strides === null) return record("alias", [this], this._view("contiguous", this._shape.slice(), null, this._offset));
     return this.clone();
   }
 
@@ -422,7 +516,7 @@ export class Tensor {
       out.dispose();
       throw e;
     }
-    return out;
+    return record("astype", [this], out);
   }
 
   // ---- devices -------------------------------------------------------------------------------
@@ -430,7 +524,7 @@ export class Tensor {
   /** This tensor on `device`: a new tensor object (a view when it is already there). */
   to(device: string): Tensor {
     this._live("to");
-    if (device === "cpu") return this._view("to", this._shape.slice(), this._strides, this._offset);
+    if (device === "cpu") return record("alias", [this], this._view("to", this._shape.slice(), this._strides, this._offset));
     throw new DeviceError("to", `device ${JSON.stringify(device)} is not available (present: cpu); see bn.devices()`);
   }
 

@@ -152,7 +152,7 @@ function expectExact(layer: bn.BitLinear, x: bn.Tensor): bn.Tensor {
 
 describe("construction", () => {
   test("defaults: no bias, RMS norm with a weight of ones, i2 per tensor, PyTorch init bounds", () => {
-    using l = new bn.nn.BitLinear(50, 7, { seed: 3 });
+    using l = new bn.nn.BitLinear(50, 7, { seed: 3 }).eval();
     expect(l.inFeatures).toBe(50);
     expect(l.outFeatures).toBe(7);
     expect(l.norm).toBe("rms");
@@ -175,9 +175,9 @@ describe("construction", () => {
   });
 
   test("options: bias, layer norm, no affine, seeds reproducible", () => {
-    using a = new bn.nn.BitLinear(9, 4, { seed: 11, bias: true, norm: "layer" });
-    using b = new bn.nn.BitLinear(9, 4, { seed: 11, bias: true, norm: "layer" });
-    using c = new bn.nn.BitLinear(9, 4, { seed: 12 });
+    using a = new bn.nn.BitLinear(9, 4, { seed: 11, bias: true, norm: "layer" }).eval();
+    using b = new bn.nn.BitLinear(9, 4, { seed: 11, bias: true, norm: "layer" }).eval();
+    using c = new bn.nn.BitLinear(9, 4, { seed: 12 }).eval();
     expect(vals(a.weight)).toEqual(vals(b.weight));
     expect(vals(a.bias!)).toEqual(vals(b.bias!));
     expect(vals(a.weight)).not.toEqual(vals(c.weight));
@@ -185,10 +185,10 @@ describe("construction", () => {
     expect(vals(a.bias!).every((v) => Math.abs(v) <= 1 / 3)).toBe(true);
     expect(vals(a.normBias!)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0]);
     expect(a.parameters().length).toBe(4);
-    using d = new bn.nn.BitLinear(9, 4, { norm: "rms", elementwiseAffine: false });
+    using d = new bn.nn.BitLinear(9, 4, { norm: "rms", elementwiseAffine: false }).eval();
     expect(d.normWeight).toBeNull();
     expect(d.parameters()).toEqual([d.weight]);
-    using e = new bn.nn.BitLinear(9, 4, { norm: "none" });
+    using e = new bn.nn.BitLinear(9, 4, { norm: "none" }).eval();
     expect(e.normWeight).toBeNull();
     expect(e.normBias).toBeNull();
   });
@@ -196,7 +196,7 @@ describe("construction", () => {
   test("fromFloat copies the weights (as f32), infers sizes, takes options", () => {
     using w = bn.tensor([[0.5, -0.25, 0], [1, -1, 0.125]], { dtype: "f16" });
     using bias = bn.tensor([0.5, -1.5]);
-    using l = bn.nn.BitLinear.fromFloat(w, bias, { norm: "none" });
+    using l = bn.nn.BitLinear.fromFloat(w, bias, { norm: "none" }).eval();
     expect([l.inFeatures, l.outFeatures]).toEqual([3, 2]);
     expect(l.weight.dtype).toBe("f32");
     expect(vals(l.weight)).toEqual([0.5, -0.25, 0, 1, -1, 0.125]);
@@ -208,9 +208,9 @@ describe("construction", () => {
     expect(vals(l.bias!)).toEqual([0.5, -1.5]);
     using x = bn.tensor([[1, 2, 3], [0, 0, 0], [-4, 0.5, 2]]);
     expectExact(l, x).dispose();
-    using nob = bn.nn.BitLinear.fromFloat(w);
+    using nob = bn.nn.BitLinear.fromFloat(w).eval();
     expect(nob.bias).toBeNull();
-    using zb = bn.nn.BitLinear.fromFloat(w, null, { bias: true });
+    using zb = bn.nn.BitLinear.fromFloat(w, null, { bias: true }).eval();
     expect(vals(zb.bias!)).toEqual([0, 0]);
   });
 });
@@ -221,7 +221,7 @@ describe("forward equals the reference", () => {
     for (const bias of [false, true]) {
       test(`norm ${norm}, bias ${bias}: [in], [B, in], [B, T, in]; exact and float64`, () => {
         for (const k of [1, 7, 64, 300]) {
-          using l = new bn.nn.BitLinear(k, 5, { norm, bias, seed: k });
+          using l = new bn.nn.BitLinear(k, 5, { norm, bias, seed: k }).eval();
           for (const shape of shapes(k)) {
             using x = input(shape, k + shape.length, "f32", true);
             const before = vals(x);
@@ -239,7 +239,7 @@ describe("forward equals the reference", () => {
   test("f16 and bf16 inputs: mixed precision, output in the input's dtype", () => {
     for (const dtype of ["f16", "bf16"] as const) {
       for (const norm of ["rms", "layer", "none"] as const) {
-        using l = new bn.nn.BitLinear(260, 6, { norm, bias: true, seed: 5 });
+        using l = new bn.nn.BitLinear(260, 6, { norm, bias: true, seed: 5 }).eval();
         using x = input([2, 3, 260], 9, dtype, true);
         using y = expectExact(l, x);
         const { y: r, tol } = f64Ref(l, vals(x));
@@ -257,14 +257,14 @@ describe("forward equals the reference", () => {
       { format: "tq2_0", granularity: "channel" },
     ];
     for (const opts of cases) {
-      using l = new bn.nn.BitLinear(512, 9, { seed: 1, ...opts });
+      using l = new bn.nn.BitLinear(512, 9, { seed: 1, ...opts }).eval();
       using x = input([4, 512], 2);
       expectExact(l, x).dispose();
     }
   });
 
   test("strided views and empty leading dimensions", () => {
-    using l = new bn.nn.BitLinear(6, 3, { bias: true, seed: 2 });
+    using l = new bn.nn.BitLinear(6, 3, { bias: true, seed: 2 }).eval();
     using x = input([6, 4], 3);
     using xt = x.T; // [4, 6], not contiguous
     expectExact(l, xt).dispose();
@@ -284,7 +284,7 @@ describe("forward equals the reference", () => {
         fc.constantFrom<DType>("f32", "f16", "bf16"),
         fc.nat(1000),
         (k, n, lead, norm, bias, dtype, seed) => {
-          using l = new bn.nn.BitLinear(k, n, { norm: norm as bn.BitLinearOptions["norm"], bias, seed });
+          using l = new bn.nn.BitLinear(k, n, { norm: norm as bn.BitLinearOptions["norm"], bias, seed }).eval();
           using x = input([...lead, k], seed + 1, dtype);
           expectExact(l, x).dispose();
         },
@@ -294,9 +294,9 @@ describe("forward equals the reference", () => {
   });
 
   test("three layers with relu between them", () => {
-    using l1 = new bn.nn.BitLinear(40, 32, { seed: 1, bias: true });
-    using l2 = new bn.nn.BitLinear(32, 24, { seed: 2, norm: "layer" });
-    using l3 = new bn.nn.BitLinear(24, 8, { seed: 3, bias: true });
+    using l1 = new bn.nn.BitLinear(40, 32, { seed: 1, bias: true }).eval();
+    using l2 = new bn.nn.BitLinear(32, 24, { seed: 2, norm: "layer" }).eval();
+    using l3 = new bn.nn.BitLinear(24, 8, { seed: 3, bias: true }).eval();
     using x = input([2, 5, 40], 4);
     using h1 = l1.forward(x);
     using a1 = bn.relu(h1);
@@ -317,8 +317,8 @@ describe("forward equals the reference", () => {
 });
 
 describe("quantized weights cache", () => {
-  test("built once; requantize after changing weight in place", () => {
-    using l = new bn.nn.BitLinear(16, 4, { seed: 7 });
+  test("built once; rebuilt after an in-place change through the library, or by requantize()", () => {
+    using l = new bn.nn.BitLinear(16, 4, { seed: 7 }).eval();
     using x = input([3, 16], 1);
     const q = l.quantized;
     expect(l.quantized).toBe(q); // cached
@@ -326,20 +326,33 @@ describe("quantized weights cache", () => {
     const w = vals(l.weight);
     expect(s0).toBeCloseTo(w.reduce((a, v) => a + Math.abs(v), 0) / w.length, 6); // absmean
     using y0 = expectExact(l, x);
-    bn.mul_(l.weight, -3);
-    using y1 = l.forward(x); // still the old ternary weights
+    expect(() => bn.mul_(l.weight, -3)).toThrow(bn.AutogradError); // a parameter: only outside the graph
+    expect(vals(l.weight)).toEqual(w);
+    // A write through .data is invisible to the library: the cache is stale until requantize().
+    const wd = l.weight.data as Float32Array;
+    wd.set(wd.map((v) => -3 * v));
+    using y1 = l.forward(x);
     expect(vals(y1)).toEqual(vals(y0));
     const q2 = l.requantize();
     expect(q.disposed).toBe(true);
     expect(l.quantized).toBe(q2);
-    expect(q2.scale.item()).toBeCloseTo(3 * s0, 5);
+    // An in-place op through the library (an optimizer step, or noGrad + mul_) rebuilds it by itself.
+    bn.noGrad(() => bn.mul_(l.weight, -1 / 3));
+    const q3 = l.quantized;
+    expect(q2.disposed).toBe(true);
+    expect(q3.scale.item()).toBeCloseTo(s0, 5);
+    using y3 = l.forward(x);
+    vals(y3).forEach((v, i) => expect(v).toBeCloseTo(vals(y0)[i]!, 5));
+    wd.set(wd.map((v) => -3 * v));
+    l.requantize();
+    expect(l.quantized.scale.item()).toBeCloseTo(3 * s0, 5);
     using y2 = expectExact(l, x);
     // t flips sign, the scale triples: y2 ≈ -3 y0 (per-tensor scale, same int8 activations)
     vals(y2).forEach((v, i) => expect(v).toBeCloseTo(-3 * vals(y0)[i]!, 4));
   });
 
   test("a trained norm weight is used", () => {
-    using l = new bn.nn.BitLinear(8, 3, { seed: 1, norm: "layer" });
+    using l = new bn.nn.BitLinear(8, 3, { seed: 1, norm: "layer" }).eval();
     l.normWeight!.data.set([1, 2, 3, 4, 0.5, 0.25, 1, 1]);
     l.normBias!.data.set([0, 0.1, 0, -0.2, 0, 0, 0.3, 0]);
     using x = input([2, 8], 5);
@@ -349,7 +362,7 @@ describe("quantized weights cache", () => {
 
 describe("bad input and lifetime", () => {
   test("typed errors naming the shapes and the layer; operands unchanged; nothing leaks", () => {
-    using l = new bn.nn.BitLinear(4, 3, { seed: 0 });
+    using l = new bn.nn.BitLinear(4, 3, { seed: 0 }).eval();
     l.quantized; // cache built before counting
     using x5 = bn.ones([2, 5]);
     using xi = bn.ones([2, 4], { dtype: "i32" });
@@ -371,29 +384,29 @@ describe("bad input and lifetime", () => {
 
   test("bad constructor arguments and options", () => {
     const before = bn.memory.stats().liveTensors;
-    expect(() => new bn.nn.BitLinear(0, 3)).toThrow(bn.ValueError);
-    expect(() => new bn.nn.BitLinear(3, 1.5)).toThrow(bn.ValueError);
-    expect(() => new bn.nn.BitLinear(3, 2, { norm: "batch" as never })).toThrow(bn.ValueError);
-    expect(() => new bn.nn.BitLinear(3, 2, { colour: 1 } as never)).toThrow(bn.ValueError);
-    expect(() => new bn.nn.BitLinear(3, 2, { eps: -1 })).toThrow(bn.ValueError);
-    expect(() => new bn.nn.BitLinear(3, 2, { seed: -1 })).toThrow(bn.ValueError);
-    expect(() => new bn.nn.BitLinear(3, 2, { format: "q4" as never })).toThrow(bn.ValueError);
-    expect(() => new bn.nn.BitLinear(300, 2, { format: "tq2_0" })).toThrow(bn.ShapeError);
-    expect(() => new bn.nn.BitLinear(512, 2, { granularity: { group: 384 } })).toThrow(bn.ShapeError);
+    expect(() => new bn.nn.BitLinear(0, 3).eval()).toThrow(bn.ValueError);
+    expect(() => new bn.nn.BitLinear(3, 1.5).eval()).toThrow(bn.ValueError);
+    expect(() => new bn.nn.BitLinear(3, 2, { norm: "batch" as never }).eval()).toThrow(bn.ValueError);
+    expect(() => new bn.nn.BitLinear(3, 2, { colour: 1 } as never).eval()).toThrow(bn.ValueError);
+    expect(() => new bn.nn.BitLinear(3, 2, { eps: -1 }).eval()).toThrow(bn.ValueError);
+    expect(() => new bn.nn.BitLinear(3, 2, { seed: -1 }).eval()).toThrow(bn.ValueError);
+    expect(() => new bn.nn.BitLinear(3, 2, { format: "q4" as never }).eval()).toThrow(bn.ValueError);
+    expect(() => new bn.nn.BitLinear(300, 2, { format: "tq2_0" }).eval()).toThrow(bn.ShapeError);
+    expect(() => new bn.nn.BitLinear(512, 2, { granularity: { group: 384 } }).eval()).toThrow(bn.ShapeError);
     using w1 = bn.ones([3]);
     using w = bn.ones([2, 300]);
     using wi = bn.ones([2, 3], { dtype: "i8" });
     using b3 = bn.ones([3]);
-    expect(() => bn.nn.BitLinear.fromFloat(w1)).toThrow(bn.ShapeError);
-    expect(() => bn.nn.BitLinear.fromFloat(wi)).toThrow(bn.DTypeError);
-    expect(() => bn.nn.BitLinear.fromFloat(w, b3)).toThrow(/bias must have shape \[2\]/);
-    expect(() => bn.nn.BitLinear.fromFloat(w, null, { format: "tq1_0" })).toThrow(bn.ShapeError); // copies released
+    expect(() => bn.nn.BitLinear.fromFloat(w1).eval()).toThrow(bn.ShapeError);
+    expect(() => bn.nn.BitLinear.fromFloat(wi).eval()).toThrow(bn.DTypeError);
+    expect(() => bn.nn.BitLinear.fromFloat(w, b3).eval()).toThrow(/bias must have shape \[2\]/);
+    expect(() => bn.nn.BitLinear.fromFloat(w, null, { format: "tq1_0" }).eval()).toThrow(bn.ShapeError); // copies released
     expect(bn.memory.stats().liveTensors).toBe(before + 4);
   });
 
   test("dispose releases everything exactly once; later use throws", () => {
     const before = bn.memory.stats().liveTensors;
-    const l = new bn.nn.BitLinear(300, 10, { bias: true, norm: "layer", seed: 1 });
+    const l = new bn.nn.BitLinear(300, 10, { bias: true, norm: "layer", seed: 1 }).eval();
     {
       using x = input([2, 300], 1, "bf16");
       for (let i = 0; i < 3; i++) l.forward(x).dispose();
@@ -411,7 +424,7 @@ describe("bad input and lifetime", () => {
     expect(() => l.requantize()).toThrow(bn.DisposedTensorError);
     expect(() => l.parameters()).toThrow(bn.DisposedTensorError);
     {
-      using m = new bn.nn.BitLinear(8, 2);
+      using m = new bn.nn.BitLinear(8, 2).eval();
       m.quantized;
     }
     expect(bn.memory.stats().liveTensors).toBe(before + 1); // only x

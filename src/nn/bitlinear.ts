@@ -9,12 +9,16 @@
  * ```
  * @module
  */
-import { DTypeError, DisposedTensorError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, ShapeError, ValueError, fmtShape } from "../errors.ts";
 import { ones, rand, zeros } from "../creation.ts";
-import { add_ } from "../ops/elementwise.ts";
+import { isGradEnabled, noGrad, record } from "../autograd/graph.ts";
+import { add, add_ } from "../ops/elementwise.ts";
+import { matmul } from "../ops/matmul.ts";
 import { layerNorm, rmsNorm } from "../ops/nn.ts";
+import { int8 } from "../quant/int8.ts";
 import { type TernaryFormat, type TernaryGranularity, TernaryTensor, ternary, ternaryMatmul } from "../quant/ternary.ts";
 import { Tensor } from "../tensor.ts";
+import { Module } from "./module.ts";
 
 /** The normalisation a {@link BitLinear} applies to its input before quantizing it. */
 export type BitLinearNorm = "rms" | "layer" | "none";
@@ -96,13 +100,21 @@ function checkOptions(opts: unknown, op: string): BitLinearOptions {
  *
  * Parameters. The layer keeps float master weights for training: {@link weight} (f32
  * `[out, in]`, initialised like PyTorch's `nn.Linear`, uniform in ±1/√in), {@link bias} (f32
- * `[out]` or null), {@link normWeight} / {@link normBias} (the norm's, or null). They are plain
- * tensors owned by the layer: update them in place (do not dispose or replace them);
- * {@link parameters} lists them.
+ * `[out]` or null), {@link normWeight} / {@link normBias} (the norm's, or null). They are
+ * tensors owned by the layer that require grad: update them in place (optimizers do; do not
+ * dispose or replace them); `parameters()` lists them.
+ *
+ * Training and inference. In training mode (the default, as every {@link Module}) with grad mode
+ * on, forward runs quantization-aware training: the same quantizers, the quantized values
+ * multiplied as floats, and straight-through gradients to the normalised activations and the
+ * float weights (BitNet b1.58's recipe). In `eval()` mode or inside `bn.noGrad`, forward runs
+ * the packed ternary kernel on int8 activations (no graph). Both give the same values up to f32
+ * rounding.
  *
  * Quantized weights. {@link quantized} is a {@link TernaryTensor} (absmean, per tensor, "i2" by
- * default) built from `weight` on first use and cached. After changing `weight` in place, call
- * {@link requantize}; until then `forward` keeps using the old ternary weights.
+ * default) built from `weight` on first use and cached; it is rebuilt when `weight` was changed
+ * in place through the library (optimizer steps, in-place ops, `loadStateDict`). After writing
+ * `weight.data` directly, call {@link requantize}.
  *
  * Dtypes. `x` may be f32, f16 or bf16 (mixed precision: the norm and every accumulation run in
  * f32 or integers). The output is f32 for f32 input and the input's dtype for f16/bf16 (as
@@ -110,7 +122,7 @@ function checkOptions(opts: unknown, op: string): BitLinearOptions {
  *
  * Lifetime. `dispose()` (or `using`) releases every tensor of the layer once.
  */
-export class BitLinear {
+export class BitLinear extends Module {
   /** Input features (the last axis of `x`). */
   readonly inFeatures: number;
   /** Output features (the last axis of the result). */
@@ -123,7 +135,7 @@ export class BitLinear {
   readonly format: TernaryFormat;
   /** Which weights share a ternary scale. */
   readonly granularity: TernaryGranularity;
-  /** Float master weights, f32 `[out, in]` (owned by the layer; change in place, then {@link requantize}). */
+  /** Float master weights, f32 `[out, in]` (owned by the layer; optimizers update it in place). */
   readonly weight: Tensor;
   /** Bias, f32 `[out]`, or null (owned by the layer). */
   readonly bias: Tensor | null;
@@ -132,7 +144,8 @@ export class BitLinear {
   /** LayerNorm's per-feature shift, f32 `[in]` (zeros at first), or null. */
   readonly normBias: Tensor | null;
   #q: TernaryTensor | null = null;
-  #disposed = false;
+  /** Storage version of `weight` when #q was built. */
+  #qVersion = -1;
 
   /**
    * A layer with fresh weights, uniform in [-1/√in, 1/√in) (PyTorch's `nn.Linear` rule; so is
@@ -141,6 +154,7 @@ export class BitLinear {
    *   `inFeatures` not a multiple of 256).
    */
   constructor(inFeatures: number, outFeatures: number, opts: BitLinearOptions = {}) {
+    super();
     const op = "BitLinear";
     const init = adopt;
     adopt = null;
@@ -175,6 +189,10 @@ export class BitLinear {
       const affine = this.norm !== "none" && (o.elementwiseAffine ?? true);
       this.normWeight = affine ? keep(ones([inFeatures])) : null;
       this.normBias = affine && this.norm === "layer" ? keep(zeros([inFeatures])) : null;
+      this._param("weight", this.weight);
+      if (this.bias) this._param("bias", this.bias);
+      if (this.normWeight) this._param("normWeight", this.normWeight);
+      if (this.normBias) this._param("normBias", this.normBias);
     } catch (e) {
       for (const t of made) t.dispose();
       if (init) {
@@ -224,39 +242,55 @@ export class BitLinear {
     }
   }
 
-  /** Whether {@link dispose} was called. */
-  get disposed(): boolean {
-    return this.#disposed;
-  }
-
-  #live(op: string): void {
-    if (this.#disposed) throw new DisposedTensorError(op, `this BitLinear(in=${this.inFeatures}, out=${this.outFeatures}) was disposed`);
+  /**
+   * An inference layer over ternary weights `[out, in]` as they are (e.g. read from a GGUF file):
+   * forward in eval mode / `bn.noGrad` runs exactly these packed weights (a copy owned by the
+   * layer; the caller keeps `w`). `weight` holds their dequantized values as f32 master weights,
+   * so the layer can also be trained further (tq block scales become `{ group: 256 }`).
+   * @throws DTypeError (w not a TernaryTensor), ShapeError (w not 2-D), as {@link fromFloat} for the rest.
+   */
+  static fromTernary(w: TernaryTensor, bias?: Tensor | null, opts: Omit<BitLinearOptions, "format" | "granularity" | "seed"> = {}): BitLinear {
+    const op = "BitLinear.fromTernary";
+    if (!(w instanceof TernaryTensor)) throw new DTypeError(op, `w must be a TernaryTensor, got ${w === null ? "null" : typeof w}`);
+    if (w.shape.length !== 2) throw new ShapeError(op, `w must be 2-D [out, in], got ${fmtShape(w.shape)}`);
+    const g = w.granularity;
+    const granularity: TernaryGranularity = g === "block" || g === "group" ? { group: w.group! } : g;
+    const dense = w.dequantize();
+    let layer: BitLinear;
+    try {
+      layer = BitLinear.fromFloat(dense, bias, { ...opts, format: w.format, granularity });
+    } finally {
+      dense.dispose();
+    }
+    layer.#q = w.toFormat(w.format);
+    layer.#qVersion = layer.weight._s!.version;
+    return layer;
   }
 
   /**
    * The ternary weights `[out, in]` forward uses, built from {@link weight} on first access and
-   * cached (owned by the layer: do not dispose). Stale after an in-place change of `weight`
-   * until {@link requantize}.
+   * cached (owned by the layer: do not dispose); rebuilt after `weight` changed in place through
+   * the library, stale only after a direct write to `weight.data` (then call {@link requantize}).
    */
   get quantized(): TernaryTensor {
-    this.#live("BitLinear.quantized");
-    if (this.#q === null) this.#q = ternary(this.weight, { format: this.format, granularity: this.granularity });
+    this._live("BitLinear.quantized");
+    const v = this.weight._live("BitLinear.quantized").version;
+    if (this.#q === null || this.#qVersion !== v) {
+      const q = noGrad(() => ternary(this.weight, { format: this.format, granularity: this.granularity }));
+      this.#q?.dispose();
+      this.#q = q;
+      this.#qVersion = v;
+    }
     return this.#q;
   }
 
   /** Rebuilds {@link quantized} from the current {@link weight} (call after changing it in place); returns it. */
   requantize(): TernaryTensor {
-    this.#live("BitLinear.requantize");
+    this._live("BitLinear.requantize");
     const old = this.#q;
     this.#q = null;
     old?.dispose();
     return this.quantized;
-  }
-
-  /** The float tensors an optimizer updates: weight, then bias, normWeight and normBias when present (owned by the layer). */
-  parameters(): Tensor[] {
-    this.#live("BitLinear.parameters");
-    return [this.weight, this.bias, this.normWeight, this.normBias].filter((t): t is Tensor => t !== null);
   }
 
   /**
@@ -268,7 +302,7 @@ export class BitLinear {
    */
   forward(x: Tensor): Tensor {
     const op = "BitLinear.forward";
-    this.#live(op);
+    this._live(op);
     if (!(x instanceof Tensor)) throw new DTypeError(op, `x must be a Tensor, got ${x === null ? "null" : typeof x}`);
     x._live(op);
     if (!x._dt.isFloat) throw new DTypeError(op, `x must be f32, f16 or bf16, got ${x.dtype} ${fmtShape(x.shape)}; convert it first, e.g. x.astype("f32")`);
@@ -276,6 +310,12 @@ export class BitLinear {
     if (xs.length === 0 || xs[xs.length - 1] !== this.inFeatures) {
       throw new ShapeError(op, `x ${fmtShape(xs)} must end in ${this.inFeatures}: BitLinear(in=${this.inFeatures}, out=${this.outFeatures}) maps [..., ${this.inFeatures}] to [..., ${this.outFeatures}] (weight ${fmtShape(this.weight.shape)})`);
     }
+    if (this.training && isGradEnabled()) return this.#forwardTrain(x);
+    return noGrad(() => this.#forwardKernel(x));
+  }
+
+  /** Inference: norm → int8 per token → the packed ternary kernel → rescale (+ bias); no graph. */
+  #forwardKernel(x: Tensor): Tensor {
     const w = this.quantized;
     const temps: Tensor[] = [];
     let y: Tensor | null = null;
@@ -302,22 +342,54 @@ export class BitLinear {
     }
   }
 
+  /**
+   * Quantization-aware training: the same quantizers in the forward pass (the output is the
+   * dequantized computation of the ternary kernel's), with straight-through gradients: the
+   * int8-quantized activations and the ternary weights pass the gradient to the normalised
+   * activations and the float master weights unchanged. One float matmul of the quantized values.
+   */
+  #forwardTrain(x: Tensor): Tensor {
+    const temps: Tensor[] = [];
+    const t = <T extends Tensor>(v: T): T => {
+      temps.push(v);
+      return v;
+    };
+    try {
+      let h = x.dtype === "f32" ? x : t(x.astype("f32"));
+      if (this.norm === "rms") h = t(rmsNorm(h, { weight: this.normWeight, eps: this.eps }));
+      else if (this.norm === "layer") h = t(layerNorm(h, { weight: this.normWeight, bias: this.normBias, eps: this.eps }));
+      const hq = t(record("ste", [h], noGrad(() => fakeInt8(h))));
+      const wq = t(record("ste", [this.weight], noGrad(() => this.quantized.dequantize())));
+      let y = matmul(hq, t(wq.T));
+      if (this.bias) y = add(t(y), this.bias);
+      if (x.dtype !== "f32") y = t(y).astype(x.dtype);
+      return y;
+    } finally {
+      for (const v of temps) v.dispose();
+    }
+  }
+
   /** Releases the weights, bias, norm parameters and cached ternary weights (once; later use throws DisposedTensorError). */
-  dispose(): void {
-    if (this.#disposed) return;
-    this.#disposed = true;
+  override dispose(): void {
+    if (this.disposed) return;
     this.#q?.dispose();
     this.#q = null;
-    for (const t of [this.weight, this.bias, this.normWeight, this.normBias]) t?.dispose();
+    super.dispose();
   }
 
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
-
-  toString(): string {
+  override toString(): string {
     const g = typeof this.granularity === "object" ? `group-${this.granularity.group}` : this.granularity;
-    const state = this.#disposed ? ", disposed" : "";
+    const state = this.disposed ? ", disposed" : "";
     return `BitLinear(in=${this.inFeatures}, out=${this.outFeatures}, bias=${this.bias !== null}, norm=${this.norm}, format=${this.format}, granularity=${g}${state})`;
+  }
+}
+
+/** Per-token int8 quantization of `h` and back: the values the ternary kernel multiplies, as floats. */
+function fakeInt8(h: Tensor): Tensor {
+  const q = int8(h, { granularity: "token" });
+  try {
+    return q.dequantize();
+  } finally {
+    q.dispose();
   }
 }

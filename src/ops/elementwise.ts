@@ -21,6 +21,8 @@ import { check, putLayout, sym } from "../native.ts";
 import { broadcastShapes, broadcastStrides } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { DTypeCode } from "../abi.gen.ts";
+import { recording, record } from "../autograd/graph.ts";
+import { AutogradError } from "../errors.ts";
 
 /** A tensor, or a JS number / boolean standing for a scalar. */
 export type Operand = Tensor | number | boolean;
@@ -115,7 +117,7 @@ function binary(name: BinName, a: Operand, b: Operand): Tensor {
       out.dispose();
       throw e;
     }
-    return out;
+    return record(name, [a, b], out);
   } finally {
     for (const t of temps) t.dispose();
   }
@@ -169,6 +171,8 @@ function inplace(name: "add" | "sub" | "mul" | "div", target: Tensor, other: Ope
       throw new ShapeError(op, `the result shape ${fmtShape(bs)} does not fit the target's shape ${fmtShape(shape)} (operand ${fmtShape(other._shape)})`);
     }
   }
+  if (recording(other)) throw new AutogradError(op, `the operand requires grad; in-place ops are not recorded (use the out-of-place ${name}())`);
+  target._willWrite(op);
   const temps: Tensor[] = [];
   try {
     let o: Tensor | number | boolean = other instanceof Tensor ? inDType(other, td, temps) : other;
@@ -200,7 +204,7 @@ function unary(name: UnName, t: Tensor, p0 = NaN, p1 = NaN): Tensor {
       out.dispose();
       throw e;
     }
-    return out;
+    return record(name, [t], out, [p0, p1]);
   } finally {
     for (const x of temps) x.dispose();
   }
@@ -329,7 +333,7 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
       out.dispose();
       throw e;
     }
-    return out;
+    return record("where", [cond, a, b], out);
   } finally {
     for (const t of temps) t.dispose();
   }

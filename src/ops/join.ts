@@ -7,6 +7,7 @@ import { type DTypeInfo, dtypeInfo, promoteTypes } from "../dtype.ts";
 import { DeviceError, ShapeError, fmtShape } from "../errors.ts";
 import { normAxis } from "../shape.ts";
 import { Tensor, copyInto } from "../tensor.ts";
+import { record } from "../autograd/graph.ts";
 
 function checkList(ts: readonly Tensor[], op: string): void {
   if (!Array.isArray(ts) || ts.length === 0) throw new ShapeError(op, "needs a non-empty array of tensors");
@@ -57,7 +58,7 @@ export function concat(ts: readonly Tensor[], axis = 0): Tensor {
     out.dispose();
     throw e;
   }
-  return out;
+  return record(op, ts, out, ax);
 }
 
 /** Joins tensors of one shape along a new axis. */

@@ -20,6 +20,7 @@ import { check, putLayout, sym } from "../native.ts";
 import { broadcastShapes, broadcastStrides, contiguousStrides } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { mul } from "./elementwise.ts";
+import { record } from "../autograd/graph.ts";
 
 function operand(x: unknown, what: string, op: string): Tensor {
   if (!(x instanceof Tensor)) throw new DTypeError(op, `${what} must be a Tensor, got ${x === null ? "null" : typeof x}`);
@@ -102,7 +103,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const temps: Tensor[] = [];
   try {
     const [cx, cy] = kernelOperands(x, y, rd, temps);
-    return matmulLayout(op, cx, cy, rd, device, what);
+    return record(op, [x, y], matmulLayout(op, cx, cy, rd, device, what));
   } finally {
     for (const t of temps) t.dispose();
   }
@@ -181,7 +182,7 @@ export function dot(a: Tensor, b: Tensor): Tensor {
   const temps: Tensor[] = [];
   try {
     const [cx, cy] = kernelOperands(x, y, rd, temps);
-    return dotLayout(op, cx, cy, rd, device, what);
+    return record(op, [x, y], dotLayout(op, cx, cy, rd, device, what));
   } finally {
     for (const t of temps) t.dispose();
   }

@@ -20,6 +20,7 @@ import { DTypeError, DeviceError, ShapeError, ValueError, fmtShape } from "../er
 import { check, putLayout, sym } from "../native.ts";
 import { contiguousStrides, normAxis } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
+import { type Operand, record } from "../autograd/graph.ts";
 
 /** Options of {@link softmax} and {@link logSoftmax}. */
 export interface SoftmaxOptions {
@@ -94,7 +95,7 @@ function softmaxImpl(x: Tensor, opts: SoftmaxOptions | undefined, log: boolean, 
     out.dispose();
     throw e;
   }
-  return out;
+  return record(op, [t], out, ax);
 }
 
 /**
@@ -173,7 +174,7 @@ function normImpl(x: Tensor, kind: 0 | 1, weight: unknown, bias: unknown, eps: n
       out.dispose();
       throw e;
     }
-    return out;
+    return record(op, [t, weight as Operand, bias as Operand], out, eps);
   } finally {
     for (const c of temps) c.dispose();
   }

@@ -32,6 +32,7 @@ import { ShapeError, ValueError, fmtShape } from "../errors.ts";
 import { check, putLayout, sym } from "../native.ts";
 import { contiguousStrides } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
+import { record } from "../autograd/graph.ts";
 
 /** Options of the reductions. */
 export interface ReduceOptions {
@@ -183,7 +184,7 @@ function reduce(op: OpName, t: Tensor, opts: unknown): Tensor {
     out.dispose();
     throw e;
   }
-  return out;
+  return single ? out : record(op, [t], out, { red, keepdims: o.keepdims, ddof: o.ddof, n: nRed });
 }
 
 /**
@@ -293,7 +294,7 @@ export function cumsum(t: Tensor, axis?: number | null): Tensor {
       out.dispose();
       throw e;
     }
-    return out;
+    return record(op, [t], out, { axis: src === t ? ax : null });
   } finally {
     tmp?.dispose();
   }

@@ -225,3 +225,91 @@ pub const TernaryMatmulArgs = extern struct {
     scales: ?[*]const f32,
     out: [*]f32,
 };
+
+// ---- gradients, gather / scatter, optimizers (zig/cpu/grad.zig, gather.zig, optim.zig) ----------
+
+/// Softmax backward along the LAST axis of the layout (0 = dx, 1 = y, 2 = g); dtype of all three.
+/// log = 0: y = softmax(x), dx = y * (g - sum(g * y)); log = 1: y = logSoftmax(x), dx = g -
+/// exp(y) * sum(g).
+pub const SoftmaxBackwardArgs = extern struct {
+    dtype: DType,
+    log: u32,
+    dx: [*]u8,
+    y: [*]const u8,
+    g: [*]const u8,
+    layout: strided.Layout(3),
+};
+
+/// layerNorm / rmsNorm backward over the LAST axis (0 = dx, 1 = x, 2 = g; dtype of all three).
+/// weight (may be null) is a contiguous vector of the last axis' length in `w_dtype`. dweight
+/// (sum over rows of g * xhat) and dbias (sum over rows of g) are contiguous f32 vectors of that
+/// length, each written when not null. The kernel returns 0, or 1 when scratch memory was refused.
+pub const NormBackwardArgs = extern struct {
+    kind: NormKind,
+    dtype: DType,
+    w_dtype: DType,
+    _pad: u32 = 0,
+    eps: f64,
+    dx: [*]u8,
+    x: [*]const u8,
+    g: [*]const u8,
+    weight: ?[*]const u8,
+    dweight: ?[*]f32,
+    dbias: ?[*]f32,
+    layout: strided.Layout(3),
+};
+
+/// take / indexAdd along one axis of a contiguous tensor seen as [outer, axis_len, inner], with
+/// `nidx` contiguous indices of `idx_dtype` (any integer dtype; negative counts from the end).
+/// take: out [outer, nidx, inner] = x[:, idx, :], elements of `dtype` (any; moved as bytes).
+/// index_add: out is the target [outer, axis_len, inner] (float `dtype`), x the source [outer,
+/// nidx, inner] (float `src_dtype`): out[:, idx[j], :] += x[:, j, :], j in increasing order.
+/// The kernel checks every index before it writes: it returns 0, or 1 when an index is out of
+/// range (fail_at = its position in idx, fail_value = its value).
+pub const GatherArgs = extern struct {
+    dtype: DType,
+    idx_dtype: DType,
+    src_dtype: DType,
+    _pad: u32 = 0,
+    outer: usize,
+    axis_len: usize,
+    inner: usize,
+    nidx: usize,
+    out: [*]u8,
+    x: [*]const u8,
+    idx: [*]const u8,
+    fail_at: usize,
+    fail_value: i64,
+};
+
+pub const OptimKind = enum(u32) { sgd = 0, adamw = 1 };
+
+/// OptimArgs.flags bits.
+pub const optim_maximize: u32 = 1;
+pub const optim_nesterov: u32 = 2;
+pub const optim_first: u32 = 4; // SGD: the momentum buffer starts as the first step's d
+pub const optim_amsgrad: u32 = 8; // AdamW: s2 is the running maximum of v
+
+/// One in-place optimizer step over `n` contiguous parameters p (`dtype`: f32, f16 or bf16) with
+/// gradients g (same dtype) and f32 state: SGD s0 = momentum buffer (null when momentum = 0);
+/// AdamW s0 = m, s1 = v, s2 = max v (amsgrad). step: AdamW's t >= 1 (bias corrections).
+pub const OptimArgs = extern struct {
+    kind: OptimKind,
+    dtype: DType,
+    flags: u32,
+    _pad: u32 = 0,
+    n: usize,
+    lr: f64,
+    momentum: f64,
+    dampening: f64,
+    weight_decay: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    step: f64,
+    p: [*]u8,
+    g: [*]const u8,
+    s0: ?[*]f32,
+    s1: ?[*]f32,
+    s2: ?[*]f32,
+};

@@ -18,6 +18,9 @@ const gemm_mod = @import("gemm.zig");
 const linalg_mod = @import("linalg.zig");
 const ternary_pack_mod = @import("ternary_pack.zig");
 const ternary_matmul_mod = @import("ternary_matmul.zig");
+const grad_mod = @import("grad.zig");
+const gather_mod = @import("gather.zig");
+const optim_mod = @import("optim.zig");
 const Parallel = @import("parallel.zig").Parallel;
 const DType = dt.DType;
 
@@ -99,6 +102,26 @@ fn ternaryMatmulK(par: *const Parallel, a: *const args.TernaryMatmulArgs) callco
     return ternary_matmul_mod.ternaryMatmul(vector_bits, par, a);
 }
 
+fn softmaxBackwardK(par: *const Parallel, a: *const args.SoftmaxBackwardArgs) callconv(.c) void {
+    grad_mod.softmaxBackward(vector_bits, par, a);
+}
+
+fn normBackwardK(par: *const Parallel, a: *const args.NormBackwardArgs) callconv(.c) u32 {
+    return grad_mod.normBackward(vector_bits, par, a);
+}
+
+fn takeK(par: *const Parallel, a: *args.GatherArgs) callconv(.c) u32 {
+    return gather_mod.take(par, a);
+}
+
+fn indexAddK(par: *const Parallel, a: *args.GatherArgs) callconv(.c) u32 {
+    return gather_mod.indexAdd(vector_bits, par, a);
+}
+
+fn optimK(par: *const Parallel, a: *const args.OptimArgs) callconv(.c) void {
+    optim_mod.optim(vector_bits, par, a);
+}
+
 const table: Table = .{
     .level = std.fmt.comptimePrint("{s}", .{level}),
     .vector_bits = vector_bits,
@@ -118,6 +141,11 @@ const table: Table = .{
     .linalg = linalgK,
     .ternary_pack = ternaryPackK,
     .ternary_matmul = ternaryMatmulK,
+    .softmax_backward = softmaxBackwardK,
+    .norm_backward = normBackwardK,
+    .take = takeK,
+    .index_add = indexAddK,
+    .optim = optimK,
 };
 
 fn getTable() callconv(.c) *const Table {
@@ -143,4 +171,7 @@ test {
     _ = ternary_pack_mod;
     _ = ternary_matmul_mod;
     _ = @import("ternary_matmul_test.zig");
+    _ = @import("grad_test.zig");
+    _ = @import("gather_test.zig");
+    _ = @import("optim_test.zig");
 }

@@ -30,4 +30,13 @@ pub const Table = extern struct {
     ternary_pack: *const fn (par: *const Parallel, a: *args.TernaryPackArgs) callconv(.c) u32,
     /// Ternary matmul (int8 activations, packed weights): returns 0, or 1 when scratch was refused.
     ternary_matmul: *const fn (par: *const Parallel, a: *const args.TernaryMatmulArgs) callconv(.c) u32,
+    softmax_backward: *const fn (par: *const Parallel, a: *const args.SoftmaxBackwardArgs) callconv(.c) void,
+    /// Returns 0, or 1 when scratch memory was refused.
+    norm_backward: *const fn (par: *const Parallel, a: *const args.NormBackwardArgs) callconv(.c) u32,
+    /// take / indexAdd: return 0, 1 when an index is out of range (fail_at, fail_value set), or 2
+    /// when scratch memory was refused; nothing is written unless 0.
+    take: *const fn (par: *const Parallel, a: *args.GatherArgs) callconv(.c) u32,
+    index_add: *const fn (par: *const Parallel, a: *args.GatherArgs) callconv(.c) u32,
+    /// SGD / AdamW step in place.
+    optim: *const fn (par: *const Parallel, a: *const args.OptimArgs) callconv(.c) void,
 };
