@@ -399,3 +399,27 @@ test("no leaks across quantize, unpack, dequantize, toFormat and matmul", () => 
   expect(after.liveTensors).toBe(before.liveTensors);
   expect(after.bytesInUse).toBe(before.bytesInUse);
 });
+
+describe("fakeTernary (the values quantization-aware training multiplies)", () => {
+  test("equals ternary(w).dequantize() in every format and granularity (zeros may be -0)", async () => {
+    const { fakeTernary } = await import("../src/quant/ternary.ts");
+    using w = bn.randn([6, 512], { seed: 21 });
+    using wh = bn.randn([3, 256], { seed: 22, dtype: "bf16" });
+    const cases: [bn.Tensor, bn.TernaryOptions][] = [
+      [w, {}],
+      [w, { granularity: "channel" }],
+      [w, { granularity: { group: 256 } }],
+      [w, { format: "tq2_0" }],
+      [w, { format: "tq1_0", granularity: "channel" }],
+      [w, { format: "tq2_0", granularity: { group: 512 } }],
+      [wh, { granularity: "channel" }],
+    ];
+    for (const [x, o] of cases) {
+      using q = bn.quant.ternary(x, o);
+      using a = q.dequantize();
+      using b = fakeTernary(x, o);
+      expect(b.dtype).toBe("f32");
+      expect(Array.from(b._toFloat64("t"), (v) => v + 0)).toEqual(Array.from(a._toFloat64("t")));
+    }
+  });
+});

@@ -16,7 +16,7 @@ import { add, add_ } from "../ops/elementwise.ts";
 import { matmul } from "../ops/matmul.ts";
 import { layerNorm, rmsNorm } from "../ops/nn.ts";
 import { int8 } from "../quant/int8.ts";
-import { type TernaryFormat, type TernaryGranularity, TernaryTensor, ternary, ternaryMatmul } from "../quant/ternary.ts";
+import { type TernaryFormat, type TernaryGranularity, TernaryTensor, fakeTernary, ternary, ternaryMatmul } from "../quant/ternary.ts";
 import { Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -359,7 +359,8 @@ export class BitLinear extends Module {
       if (this.norm === "rms") h = t(rmsNorm(h, { weight: this.normWeight, eps: this.eps }));
       else if (this.norm === "layer") h = t(layerNorm(h, { weight: this.normWeight, bias: this.normBias, eps: this.eps }));
       const hq = t(record("ste", [h], noGrad(() => fakeInt8(h))));
-      const wq = t(record("ste", [this.weight], noGrad(() => this.quantized.dequantize())));
+      // The weights change every step: quantize and dequantize without packing (the same values).
+      const wq = t(record("ste", [this.weight], noGrad(() => fakeTernary(this.weight, { format: this.format, granularity: this.granularity }))));
       let y = matmul(hq, t(wq.T));
       if (this.bias) y = add(t(y), this.bias);
       if (x.dtype !== "f32") y = t(y).astype(x.dtype);

@@ -358,6 +358,40 @@ function parseGranularity(g: unknown, k: number, format: TernaryFormat, shape: r
  */
 export function ternary(w: Tensor, opts: TernaryOptions = {}): TernaryTensor {
   const op = "quant.ternary";
+  const { format, mode, shape, rows, k } = checkTernary(w, opts, op);
+  return withScope((t) => {
+    const { q, scale } = absmean(t, w, mode, shape, rows, k);
+    const values = t(q.astype("i8"));
+    const g: TernaryGranularity = mode.kind === "group" ? { group: mode.group } : (mode.kind as "tensor" | "channel");
+    if (format === "i2") return packI2(values, scale.clone(), g, shape, op);
+    return new TernaryTensor(format, shape, packBlocks(values, blockScales(t, scale, mode, rows, k), format));
+  });
+}
+
+/**
+ * `ternary(w, opts).dequantize()` computed without packing: the same f32 values (a zero may come
+ * out as -0), for quantization-aware training, where the weights change every step.
+ * @internal
+ */
+export function fakeTernary(w: Tensor, opts: TernaryOptions = {}): Tensor {
+  const op = "quant.ternary";
+  const { format, mode, shape, rows, k } = checkTernary(w, opts, op);
+  return withScope((t) => {
+    const { q, scale } = absmean(t, w, mode, shape, rows, k);
+    if (format === "i2") {
+      // The scale broadcast against q's rows (and groups).
+      if (mode.kind === "tensor") return mul(q, scale);
+      if (mode.kind === "channel") return mul(q, t(scale.unsqueeze(-1)));
+      const g = (mode as { group: number }).group;
+      return t(mul(t(q.reshape([...rows, k / g, g])), t(scale.unsqueeze(-1)))).reshape(shape);
+    }
+    // tq formats: each 256-weight block is rescaled by its scale rounded to f16.
+    const blocks = t(t(blockScales(t, scale, mode, rows, k).astype("f16")).astype("f32"));
+    return t(mul(t(q.reshape([...rows, k / BLOCK_WEIGHTS, BLOCK_WEIGHTS])), t(blocks.unsqueeze(-1)))).reshape(shape);
+  });
+}
+
+function checkTernary(w: Tensor, opts: TernaryOptions, op: string) {
   if (!(w instanceof Tensor)) throw new DTypeError(op, `weights must be a Tensor, got ${w === null ? "null" : typeof w}`);
   w._live(op);
   if (typeof opts !== "object" || opts === null) throw new ValueError(op, "options must be an object");
@@ -371,41 +405,37 @@ export function ternary(w: Tensor, opts: TernaryOptions = {}): TernaryTensor {
     throw new ShapeError(op, `${format} blocks hold ${BLOCK_WEIGHTS} weights of the last axis; weights ${fmtShape(shape)} have rows of ${k}, not a multiple of ${BLOCK_WEIGHTS}`);
   }
   const mode = parseGranularity(opts.granularity, k, format, shape, op);
-  const rows = shape.slice(0, -1);
-  return withScope((t) => {
-    const wf = w.dtype === "f32" ? w : t(w.astype("f32"));
-    const a = t(abs(wf));
-    let scale: Tensor;
-    let q: Tensor;
-    const empty = w.size === 0;
-    switch (mode.kind) {
-      case "tensor":
-        scale = empty ? t(zeros([])) : t(mean(a));
-        q = quantizeWith(t, wf, scale);
-        break;
-      case "channel":
-        scale = empty ? t(zeros(rows)) : t(mean(a, { axis: -1 }));
-        q = quantizeWith(t, wf, t(scale.unsqueeze(-1)));
-        break;
-      case "group": {
-        const grouped = [...rows, k / mode.group, mode.group];
-        scale = empty ? t(zeros(grouped.slice(0, -1))) : t(mean(t(a.reshape(grouped)), { axis: -1 }));
-        q = t(t(quantizeWith(t, t(wf.reshape(grouped)), t(scale.unsqueeze(-1)))).reshape(shape));
-        break;
-      }
-      case "block":
-        throw new Error("unreachable");
-    }
-    const g: TernaryGranularity = mode.kind === "group" ? { group: mode.group } : mode.kind;
-    if (format === "i2") return packI2(q, scale.clone(), g, shape, op);
-    return new TernaryTensor(format, shape, packBlocks(q, blockScales(t, scale, mode, rows, k), format));
-  });
+  return { format, mode, shape, rows: shape.slice(0, -1), k };
 }
 
-/** t = clamp(round(w / (scale + eps)), -1, 1) as i8 (registered temporaries go through `t`). */
+/** The absmean scale (f32, per the granularity) and the ternary values q (f32, in {-1, 0, 1}) of `w`, shaped like w. */
+function absmean(t: <T extends Tensor>(x: T) => T, w: Tensor, mode: ScaleMode, shape: number[], rows: number[], k: number): { q: Tensor; scale: Tensor } {
+  const wf = w.dtype === "f32" ? w : t(w.astype("f32"));
+  const a = t(abs(wf));
+  const empty = w.size === 0;
+  switch (mode.kind) {
+    case "tensor": {
+      const scale = empty ? t(zeros([])) : t(mean(a));
+      return { scale, q: quantizeWith(t, wf, scale) };
+    }
+    case "channel": {
+      const scale = empty ? t(zeros(rows)) : t(mean(a, { axis: -1 }));
+      return { scale, q: quantizeWith(t, wf, t(scale.unsqueeze(-1))) };
+    }
+    case "group": {
+      const grouped = [...rows, k / mode.group, mode.group];
+      const scale = empty ? t(zeros(grouped.slice(0, -1))) : t(mean(t(a.reshape(grouped)), { axis: -1 }));
+      return { scale, q: t(quantizeWith(t, t(wf.reshape(grouped)), t(scale.unsqueeze(-1))).reshape(shape)) };
+    }
+    case "block":
+      throw new Error("unreachable");
+  }
+}
+
+/** t = clamp(round(w / (scale + eps)), -1, 1) (f32; registered temporaries go through `t`). */
 function quantizeWith(t: <T extends Tensor>(x: T) => T, w: Tensor, scale: Tensor): Tensor {
   const r = t(round(t(div(w, t(add(scale, TERNARY_EPS))))));
-  return t(t(clip(r, -1, 1)).astype("i8"));
+  return t(clip(r, -1, 1));
 }
 
 /** Packs i8 values `[..., K]` (in {-1, 0, 1}) with owned f32 scales into an "i2" TernaryTensor. */

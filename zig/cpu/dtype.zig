@@ -125,9 +125,18 @@ pub inline fn fromFloat(comptime d: DType, x: anytype) Storage(d) {
 
 /// Float to integer: truncate toward zero, saturate, NaN -> 0.
 fn saturate(comptime T: type, x: anytype) T {
+    const F = @TypeOf(x);
+    if (comptime @bitSizeOf(T) <= std.math.floatMantissaBits(F)) {
+        // Both bounds are exact in F: clamp, convert, select. No branches, so a contiguous copy
+        // loop vectorises (f32 -> i8/u8/i16/u16, f16 -> i8/u8). @max/@min ignore a NaN operand,
+        // so the NaN lane converts `lo` and is then replaced by 0.
+        const c = @min(@max(x, @as(F, @floatFromInt(std.math.minInt(T)))), @as(F, @floatFromInt(std.math.maxInt(T))));
+        const r: T = @intFromFloat(c);
+        return if (x != x) 0 else r;
+    }
     if (std.math.isNan(x)) return 0;
-    const lo: @TypeOf(x) = @floatFromInt(std.math.minInt(T));
-    const hi: @TypeOf(x) = @floatFromInt(std.math.maxInt(T));
+    const lo: F = @floatFromInt(std.math.minInt(T));
+    const hi: F = @floatFromInt(std.math.maxInt(T));
     if (x <= lo) return std.math.minInt(T);
     if (x >= hi) return std.math.maxInt(T);
     return @intFromFloat(x);
@@ -176,6 +185,10 @@ test "float to int saturates and truncates" {
     try std.testing.expectEqual(@as(i8, 127), convert(.i8, .f32, 300.5));
     try std.testing.expectEqual(@as(i8, -128), convert(.i8, .f32, -1e9));
     try std.testing.expectEqual(@as(i8, -2), convert(.i8, .f32, -2.9));
+    try std.testing.expectEqual(@as(i8, 0), convert(.i8, .f32, -0.7));
+    try std.testing.expectEqual(@as(i16, 32767), convert(.i16, .f32, std.math.inf(f32)));
+    try std.testing.expectEqual(@as(i8, -128), convert(.i8, .f16, -std.math.inf(f16)));
+    try std.testing.expectEqual(@as(u16, 0), convert(.u16, .f32, std.math.nan(f32)));
     var nan: f32 = std.math.nan(f32);
     _ = &nan;
     try std.testing.expectEqual(@as(u8, 0), convert(.u8, .f32, nan));

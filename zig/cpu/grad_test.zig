@@ -4,6 +4,10 @@
 //! order (results must be bit-identical to the serial run). Compiled at every ISA level.
 //! The helpers marked pub are shared with gather_test.zig and optim_test.zig.
 const std = @import("std");
+const layout_util = @import("test_layout.zig");
+const permStrides = layout_util.permStrides;
+const offsetOf = layout_util.offsetOf;
+const nextIdx = layout_util.nextIdx;
 const build_options = @import("build_options");
 const dt = @import("dtype.zig");
 const args = @import("args.zig");
@@ -62,38 +66,8 @@ pub fn noise(seed: u64, i: usize, lo: f64, hi: f64) f64 {
     return lo + (hi - lo) * u;
 }
 
-/// Row-major strides of `shape` laid out in memory with axis order `perm` (perm[i] = the memory
-/// axis of layout axis i).
-pub fn permStrides(shape: []const usize, perm: []const usize, out: []isize) void {
-    var mshape: [8]usize = undefined;
-    for (perm, 0..) |p, i| mshape[p] = shape[i];
-    var mst: [8]isize = undefined;
-    var acc: isize = 1;
-    var ax = shape.len;
-    while (ax > 0) {
-        ax -= 1;
-        mst[ax] = acc;
-        acc *= @intCast(mshape[ax]);
-    }
-    for (perm, 0..) |p, i| out[i] = mst[p];
-}
 
-fn offsetOf(idx: []const usize, st: []const isize) usize {
-    var o: isize = 0;
-    for (idx, st) |i, s| o += @as(isize, @intCast(i)) * s;
-    return @intCast(o);
-}
 
-fn nextIdx(idx: []usize, shape: []const usize) bool {
-    var ax = shape.len;
-    while (ax > 0) {
-        ax -= 1;
-        idx[ax] += 1;
-        if (idx[ax] < shape[ax]) return true;
-        idx[ax] = 0;
-    }
-    return false;
-}
 
 pub fn tolFor(d: DType) f64 {
     return switch (d) {

@@ -1,6 +1,10 @@
 //! Tests of softmax.zig and norm.zig against f64 references: contiguous, transposed, column and
 //! strided rows, long half-type rows, edge rows (-inf, +inf, NaN, 0-d), weight and bias variants.
 const std = @import("std");
+const layout_util = @import("test_layout.zig");
+const permStrides = layout_util.permStrides;
+const offsetOf = layout_util.offsetOf;
+const nextIdx = layout_util.nextIdx;
 const dt = @import("dtype.zig");
 const args = @import("args.zig");
 const strided = @import("strided.zig");
@@ -50,39 +54,8 @@ fn testLayout(shape: []const usize, so: []const isize, si: []const isize) stride
     return l;
 }
 
-/// Row-major strides of a shape; `perm` says which memory axis each layout axis is.
-fn permStrides(shape: []const usize, perm: []const usize, out: []isize) void {
-    // memory shape: mshape[perm[i]] = shape[i]
-    var mshape: [8]usize = undefined;
-    for (perm, 0..) |p, i| mshape[p] = shape[i];
-    var mst: [8]isize = undefined;
-    var acc: isize = 1;
-    var ax = shape.len;
-    while (ax > 0) {
-        ax -= 1;
-        mst[ax] = acc;
-        acc *= @intCast(mshape[ax]);
-    }
-    for (perm, 0..) |p, i| out[i] = mst[p];
-}
 
-/// Offset of layout index `idx` with `strides`.
-fn offsetOf(idx: []const usize, strides: []const isize) usize {
-    var o: isize = 0;
-    for (idx, strides) |i, s| o += @as(isize, @intCast(i)) * s;
-    return @intCast(o);
-}
 
-fn nextIdx(idx: []usize, shape: []const usize) bool {
-    var ax = shape.len;
-    while (ax > 0) {
-        ax -= 1;
-        idx[ax] += 1;
-        if (idx[ax] < shape[ax]) return true;
-        idx[ax] = 0;
-    }
-    return false;
-}
 
 fn tolFor(d: DType) f64 {
     return switch (d) {
