@@ -71,6 +71,8 @@ export const symbols = {
   bn_pool_trim: { args: ["u32"], returns: "i32" },
   bn_pool_set_limit: { args: ["u32", "f64"], returns: "i32" },
   bn_pool_reset_peak: { args: ["u32"], returns: "i32" },
+  bn_cuda_info: { args: ["i32"], returns: "i32" },
+  bn_memcpy: { args: ["u32", "ptr", "u32", "ptr", "f64"], returns: "i32" },
   bn_copy: { args: ["ptr", "u32", "ptr", "u32", "u32"], returns: "i32" },
   bn_fill: { args: ["ptr", "u32", "f64", "f64"], returns: "i32" },
   bn_range: { args: ["ptr", "u32", "f64", "f64", "f64", "u32", "f64"], returns: "i32" },

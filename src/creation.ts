@@ -9,7 +9,7 @@ import { DTypeError, ShapeError, ValueError, fmtShape } from "./errors.ts";
 import { deviceIndex } from "./memory.ts";
 import { STAGE_LEN, check, putLayout, stage, stagePtr, sym } from "./native.ts";
 import { checkShape, sizeOf } from "./shape.ts";
-import { Tensor } from "./tensor.ts";
+import { Tensor, copyBytes } from "./tensor.ts";
 
 /** Options of the creation functions. */
 export interface CreateOptions {
@@ -55,11 +55,22 @@ function alloc(op: string, shapeIn: unknown, opts: CreateOptions | undefined, ze
   return t;
 }
 
-/** Runs `fill` on a fresh tensor, disposing it if the fill throws. */
+/**
+ * Runs `fill` on a fresh tensor, disposing it if the fill throws. A tensor on a GPU is filled on
+ * the host and copied over.
+ */
 function filled(t: Tensor, op: string, fill: (ptr: number) => number): Tensor {
   if (t._size === 0) return t;
   try {
-    check(fill(t._ptr(op)), op);
+    if (t._live(op).device !== 0) {
+      const host = Tensor._alloc(t._shape.slice(), t._dt, 0, op);
+      try {
+        check(fill(host._ptr(op)), op);
+        copyBytes(t, host, op);
+      } finally {
+        host.dispose();
+      }
+    } else check(fill(t._ptr(op)), op);
   } catch (e) {
     t.dispose();
     throw e;

@@ -5,7 +5,7 @@
  */
 import { MB, SimdLevel } from "./abi.gen.ts";
 import { DeviceError } from "./errors.ts";
-import { check, libraryInfo, mb, sym } from "./native.ts";
+import { check, lastMessage, libraryInfo, mb, sym } from "./native.ts";
 
 /** What `deviceCapabilities()` reports for the CPU. */
 export interface CpuCapabilities {
@@ -38,20 +38,93 @@ const FEATURE_BITS = [
 
 const levelName = (code: number) => Object.entries(SimdLevel).find(([, v]) => v === code)?.[0] ?? `level${code}`;
 
-/** Devices present, best last: always "cpu". */
+/** What `deviceCapabilities("cuda")` reports for an NVIDIA GPU. */
+export interface CudaCapabilities {
+  device: string;
+  kind: "cuda";
+  name: string;
+  /** e.g. "9.0" for an H100. */
+  computeCapability: string;
+  multiprocessors: number;
+  /** Bytes of device memory in total and free now. */
+  memory: { total: number; free: number };
+  l2Bytes: number;
+  /** SM clock, memory clock (kHz) and memory bus width (bits), as the driver reports them. */
+  clockKHz: number;
+  memoryClockKHz: number;
+  memoryBusBits: number;
+  /** CUDA driver version, e.g. 13000 for 13.0. */
+  driverVersion: number;
+}
+
+let cudaCache: { count: number; driver: number; reason: string } | undefined;
+
+/** CUDA devices found at run time (the driver is opened on first use, never required). */
+export function cudaState(): { count: number; driver: number; reason: string } {
+  if (cudaCache === undefined) {
+    check(sym.bn_cuda_info(-1), "devices");
+    cudaCache = { count: mb[MB.info]!, driver: mb[MB.info + 1]!, reason: lastMessage() };
+  }
+  return cudaCache;
+}
+
+/** The device string of engine device index `i`: 0 "cpu", 1 "cuda", 1 + k "cuda:k". */
+export function deviceName(i: number): string {
+  return i === 0 ? "cpu" : i === 1 ? "cuda" : `cuda:${i - 1}`;
+}
+
+/**
+ * The engine device index of a device string ("cpu", "cuda" = "cuda:0", "cuda:1", ...).
+ * @throws DeviceError naming the devices present, and why CUDA is absent when it is.
+ */
+export function parseDevice(device: string | undefined, op: string): number {
+  if (device === undefined || device === "cpu") return 0;
+  const m = typeof device === "string" ? /^cuda(?::(\d+))?$/.exec(device) : null;
+  if (m) {
+    const k = m[1] === undefined ? 0 : Number(m[1]);
+    const { count, reason } = cudaState();
+    if (k < count) return 1 + k;
+    throw new DeviceError(op, count === 0 ? `device ${JSON.stringify(device)} is not available: ${reason}` : `device ${JSON.stringify(device)} does not exist (present: ${devices().join(", ")})`);
+  }
+  throw new DeviceError(op, `unknown device ${JSON.stringify(device)} (present: ${devices().join(", ")}; devices are "cpu", "cuda", "cuda:N", "metal")`);
+}
+
+/** Devices present: "cpu", then "cuda", "cuda:1", ... for each NVIDIA GPU the driver reports. */
 export function devices(): string[] {
-  return ["cpu"];
+  const { count } = cudaState();
+  return ["cpu", ...Array.from({ length: count }, (_, k) => deviceName(1 + k))];
 }
 
-/** The best device present (a GPU when one is found, else "cpu"). */
+/**
+ * The device to run on. "cpu" for now: tensors move to CUDA devices and back (`to`, `toGpu`),
+ * but the CUDA op kernels are still being built, so a GPU is not chosen automatically yet.
+ */
 export function autoSelectDevice(): string {
-  const d = devices();
-  return d[d.length - 1]!;
+  return "cpu";
 }
 
-/** SIMD level, cores, caches (CPU) for a device (default "cpu"). */
-export function deviceCapabilities(device = "cpu"): CpuCapabilities {
-  if (device !== "cpu") throw new DeviceError("deviceCapabilities", `device ${JSON.stringify(device)} is not present (present: ${devices().join(", ")})`);
+/** SIMD level, cores, caches (CPU) or the GPU's facts for a device (default "cpu"). */
+export function deviceCapabilities(device?: "cpu"): CpuCapabilities;
+export function deviceCapabilities(device: string): CpuCapabilities | CudaCapabilities;
+export function deviceCapabilities(device = "cpu"): CpuCapabilities | CudaCapabilities {
+  const idx = parseDevice(device, "deviceCapabilities");
+  if (idx > 0) {
+    check(sym.bn_cuda_info(idx - 1), "deviceCapabilities");
+    const i = MB.info;
+    return {
+      device: deviceName(idx),
+      kind: "cuda",
+      name: lastMessage(),
+      computeCapability: `${mb[i]}.${mb[i + 1]}`,
+      multiprocessors: mb[i + 2]!,
+      l2Bytes: mb[i + 3]!,
+      clockKHz: mb[i + 4]!,
+      memoryBusBits: mb[i + 5]!,
+      memoryClockKHz: mb[i + 6]!,
+      memory: { total: mb[i + 7]!, free: mb[i + 8]! },
+      driverVersion: cudaState().driver,
+    };
+  }
   check(sym.bn_capabilities(), "deviceCapabilities");
   const i = MB.info;
   const bits = mb[i + 3]!;

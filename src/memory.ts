@@ -16,7 +16,7 @@
  * @module
  */
 import { MB, Status, check, errorFor, mb, sym } from "./native.ts";
-import { DeviceError } from "./errors.ts";
+import { deviceName, parseDevice } from "./device.ts";
 
 /** A refcounted pool block. Internal: users see tensors. */
 export class Storage {
@@ -50,8 +50,8 @@ const spare: Storage[] = [];
 const MAX_SPARE = 4096;
 
 /** Per-device counters kept on the JS side. */
-const liveCount: number[] = [0];
-const liveBytes: number[] = [0];
+const liveCount: number[] = new Array<number>(9).fill(0);
+const liveBytes: number[] = new Array<number>(9).fill(0);
 
 let currentTag: string | undefined;
 let bytesSinceCollect = 0;
@@ -195,10 +195,9 @@ export interface LiveAllocation {
 
 let limitBytes = 0;
 
-/** Maps a device string to the engine's device index. Only the CPU pool exists so far. */
+/** Maps a device string to the engine's device index (0 = cpu, 1 + k = cuda:k). */
 export function deviceIndex(device: string | undefined, op: string): number {
-  if (device === undefined || device === "cpu") return 0;
-  throw new DeviceError(op, `no memory pool for device ${JSON.stringify(device)} (present: cpu)`);
+  return parseDevice(device, op);
 }
 
 export const memory = {
@@ -244,7 +243,7 @@ export const memory = {
       if (slotPtr[s] === 0 || (want >= 0 && slotDevice[s] !== want)) continue;
       const h = slotWeak[s]?.deref();
       if (h === undefined) continue; // unreachable: freed by the next collection
-      const e: LiveAllocation = { id: s, device: "cpu", bytes: slotBytes[s]!, dtype: h.dtype, shape: [...h.shape], heldByData: h.exported };
+      const e: LiveAllocation = { id: s, device: deviceName(slotDevice[s]!), bytes: slotBytes[s]!, dtype: h.dtype, shape: [...h.shape], heldByData: h.exported };
       if (h.tag !== undefined) e.tag = h.tag;
       out.push(e);
     }

@@ -20,6 +20,7 @@ import {
   sizeOf,
 } from "./shape.ts";
 import { formatTensor } from "./format.ts";
+import { deviceName, parseDevice } from "./device.ts";
 import { AutogradError } from "./errors.ts";
 import { type GradNode, isGradEnabled, record } from "./autograd/graph.ts";
 
@@ -32,7 +33,6 @@ export type SliceSpec = number | null | readonly [start?: number | null, stop?: 
 /** Nested arrays of numbers (booleans for bool tensors), as `toArray()` returns them. */
 export type NestedArray = number | boolean | NestedArray[];
 
-const DEVICE_NAMES = ["cpu"];
 
 /** A multi-dimensional array in native memory. */
 export class Tensor {
@@ -86,8 +86,20 @@ export class Tensor {
     return new Tensor(s, shape, st, offset, this._dt, size);
   }
 
-  /** @internal Address of element 0. */
+  /**
+   * @internal Address of element 0, for a CPU kernel. Tensors on a GPU have no CPU kernels yet:
+   * a DeviceError says so (instead of handing device memory to the CPU).
+   */
   _ptr(op: string): number {
+    const s = this._live(op);
+    if (s.device !== 0) {
+      throw new DeviceError(op, `${op} does not run on ${deviceName(s.device)} yet (the CUDA op kernels are still being built; tensors move there and back with to()); use toCpu() first`);
+    }
+    return s.ptr + this._offset * this._dt.size;
+  }
+
+  /** @internal Address of element 0 on whatever device holds it (transfers only). */
+  _addr(op: string): number {
     return this._live(op).ptr + this._offset * this._dt.size;
   }
 
@@ -119,8 +131,9 @@ export class Tensor {
   get nbytes(): number {
     return this._size * this._dt.size;
   }
+  /** "cpu", "cuda" (= cuda:0), "cuda:1", ... */
   get device(): string {
-    return DEVICE_NAMES[this._live("device").device] ?? "cpu";
+    return deviceName(this._live("device").device);
   }
   /** Whether `dispose()` was called on this tensor. */
   get disposed(): boolean {
@@ -136,6 +149,7 @@ export class Tensor {
   get data(): DataArray {
     const s = this._live("data");
     if (this._data !== undefined) return this._data;
+    if (s.device !== 0) throw new DeviceError("data", `tensor ${this._dt.name} ${fmtShape(this._shape)} is on ${deviceName(s.device)}: its memory is not addressable from JS; copy it with toCpu()`);
     if (this._strides !== null) {
       throw new ShapeError("data", `tensor ${this._dt.name} ${fmtShape(this._shape)} with strides ${fmtShape(this._strides)} is not contiguous; call .contiguous() first`);
     }
@@ -250,6 +264,15 @@ export class Tensor {
 
   /** @internal Every element as float64 (row-major), converted by the engine. */
   _toFloat64(op: string): Float64Array {
+    if (this._live(op).device !== 0) {
+      // Reading a GPU tensor's values copies it to the host (and waits for the device).
+      const c = this.to("cpu");
+      try {
+        return c._toFloat64(op);
+      } finally {
+        c.dispose();
+      }
+    }
     const out = new Float64Array(this._size);
     if (this._size === 0) return out;
     copyRawPtr(out, DTypeCode.f64, contiguousStrides(this._shape), this, op);
@@ -287,6 +310,15 @@ export class Tensor {
   /** NumPy-like printout, summarised with `...` past 1000 elements. */
   toString(): string {
     if (this._s === null) return `tensor(<disposed>, dtype=${this._dt.name}, shape=${fmtShape(this._shape)})`;
+    if (this._s.device !== 0) {
+      const c = this.to("cpu");
+      try {
+        const text = formatTensor(c);
+        return `${text.slice(0, -1)}, device=${this.device})`;
+      } finally {
+        c.dispose();
+      }
+    }
     return formatTensor(this);
   }
 
@@ -521,11 +553,71 @@ export class Tensor {
 
   // ---- devices -------------------------------------------------------------------------------
 
-  /** This tensor on `device`: a new tensor object (a view when it is already there). */
+  /**
+   * This tensor on `device` ("cpu", "cuda", "cuda:1", ...): a new tensor object, a view when it
+   * is already there, else a contiguous copy (host and device copies complete before this
+   * returns). Gradients flow back to the source device.
+   * @throws DeviceError (an unknown device, or a GPU that is not present: the message says why).
+   */
   to(device: string): Tensor {
-    this._live("to");
-    if (device === "cpu") return record("alias", [this], this._view("to", this._shape.slice(), this._strides, this._offset));
-    throw new DeviceError("to", `device ${JSON.stringify(device)} is not available (present: cpu); see bn.devices()`);
+    const s = this._live("to");
+    const dst = parseDevice(device, "to");
+    if (dst === s.device) return record("alias", [this], this._view("to", this._shape.slice(), this._strides, this._offset));
+    const src = this._strides === null ? this : this._packed("to");
+    try {
+      const out = Tensor._alloc(this._shape.slice(), this._dt, dst, "to");
+      try {
+        copyBytes(out, src, "to");
+      } catch (e) {
+        out.dispose();
+        throw e;
+      }
+      return record("to", [this], out, deviceName(s.device));
+    } finally {
+      if (src !== this) src.dispose();
+    }
+  }
+
+  /**
+   * @internal A contiguous copy on this tensor's device (CPU: a strided copy; GPU: the span of
+   * memory the view covers goes to the host, is packed there, and comes back).
+   */
+  _packed(op: string): Tensor {
+    const s = this._live(op);
+    if (s.device === 0) return this.astype(this._dt.name);
+    let lo = this._offset;
+    let hi = this._offset;
+    const st = this._st();
+    this._shape.forEach((d, i) => {
+      if (d === 0) return;
+      const step = (d - 1) * st[i]!;
+      if (step < 0) lo += step;
+      else hi += step;
+    });
+    const span = Tensor._alloc([this._size === 0 ? 0 : hi - lo + 1], this._dt, 0, op);
+    try {
+      if (this._size > 0) check(sym.bn_memcpy(0, span._addr(op), s.device, s.ptr + lo * this._dt.size, (hi - lo + 1) * this._dt.size), op);
+      const view = span._view(op, this._shape.slice(), st.slice(), this._offset - lo);
+      try {
+        const host = view.astype(this._dt.name);
+        try {
+          const out = Tensor._alloc(this._shape.slice(), this._dt, s.device, op);
+          try {
+            copyBytes(out, host, op);
+          } catch (e) {
+            out.dispose();
+            throw e;
+          }
+          return out;
+        } finally {
+          host.dispose();
+        }
+      } finally {
+        view.dispose();
+      }
+    } finally {
+      span.dispose();
+    }
   }
 
   /** `to("cpu")`. */
@@ -533,11 +625,17 @@ export class Tensor {
     return this.to("cpu");
   }
 
-  /** `to()` the best GPU present; DeviceError when there is none. */
+  /** `to()` the first GPU ("cuda"); DeviceError, saying why, when there is none. */
   toGpu(): Tensor {
     this._live("toGpu");
-    throw new DeviceError("toGpu", "no GPU device is available (present: cpu); see bn.devices()");
+    return this.to("cuda");
   }
+}
+
+/** @internal Copies the bytes of contiguous `src` into contiguous `dst` (same size), across devices. */
+export function copyBytes(dst: Tensor, src: Tensor, op: string): void {
+  if (src.nbytes === 0) return;
+  check(sym.bn_memcpy(dst._live(op).device, dst._addr(op), src._live(op).device, src._addr(op), src.nbytes), op);
 }
 
 /** One bound of a range, Python-style: negative counts from the end, then clamped to [lo, hi]. */

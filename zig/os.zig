@@ -1,6 +1,6 @@
 //! Every call that touches the operating system lives here, so that kernels and the pool never
 //! depend on a moving std API (Zig 0.16+ moved files, clocks and locks behind std.Io).
-//! Pages, a small lock, environment variables, processor count and cache sizes.
+//! Pages, a small lock, environment variables, processor count, cache sizes and dynamic libraries.
 const std = @import("std");
 const builtin = @import("builtin");
 const c = std.c;
@@ -201,4 +201,16 @@ test "lock excludes" {
 test "cpuCount and cacheSizes" {
     try std.testing.expect(cpuCount() >= 1);
     _ = cacheSizes();
+}
+
+/// Opens a shared library by name (the loader's search path), or null when it is not there.
+pub fn dlopen(name: [*:0]const u8) ?*anyopaque {
+    if (builtin.os.tag == .windows) return null;
+    return c.dlopen(name, .{ .NOW = true });
+}
+
+/// Looks a symbol up in a library opened by `dlopen`.
+pub fn dlsym(lib: *anyopaque, name: [*:0]const u8) ?*anyopaque {
+    if (builtin.os.tag == .windows) return null;
+    return c.dlsym(lib, name);
 }

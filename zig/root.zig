@@ -26,6 +26,8 @@ const threads = @import("threads.zig");
 const elementwise = @import("cpu/elementwise.zig");
 const Parallel = @import("cpu/parallel.zig").Parallel;
 const Table = @import("cpu/table.zig").Table;
+const devices = @import("devices.zig");
+const cuda = @import("gpu/cuda.zig");
 const DType = dt.DType;
 
 /// Bumped whenever an export's signature or meaning changes.
@@ -73,6 +75,12 @@ fn fail(status: Status, comptime fmt: []const u8, args: anytype) i32 {
     const text = std.fmt.bufPrint(&m.msg, fmt, args) catch m.msg[0..];
     m.f[mb.msg_len] = @floatFromInt(text.len);
     return @intFromEnum(status);
+}
+
+/// Success with a message in the mailbox (for exports that return text).
+fn okMessage(comptime fmt: []const u8, args: anytype) i32 {
+    _ = fail(.ok, fmt, args);
+    return ok();
 }
 
 fn ok() i32 {
@@ -166,8 +174,10 @@ fn bestCompiled(best: features.Level) features.Level {
     return chosen;
 }
 
-fn poolFor(device: u32) ?*pool_mod.CpuPool {
-    return if (device == 0) &getEngine().cpu_pool else null;
+/// The pool of engine device `device`: 0 = CPU, 1 + i = cuda:i (when present).
+fn poolFor(device: u32) ?devices.AnyPool {
+    if (device == 0) return devices.AnyPool.of(pool_mod.CpuPool, &getEngine().cpu_pool);
+    return devices.gpuPool(device);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,7 +293,14 @@ export fn bn_alloc(device: u32, nbytes: f64, zero: u32) i32 {
         error.LimitExceeded => fail(.limit_exceeded, "alloc: {d} bytes would pass the memory limit ({d} bytes in use, limit {d})", .{ n, p.stats().bytes_in_use, p.stats().limit }),
         error.OutOfMemory => fail(.out_of_memory, "alloc: the system refused {d} bytes", .{n}),
     };
-    if (zero != 0) @memset(ptr[0..n], 0);
+    if (zero != 0 and n > 0) {
+        if (devices.cudaIndex(device)) |i| {
+            if (cuda.memset(i, @intFromPtr(ptr), 0, n)) |f| {
+                p.free(ptr) catch {};
+                return fail(.internal, "alloc: zeroing {d} bytes on cuda:{d} failed: {s}", .{ n, i, cuda.errorName(f.code) });
+            }
+        } else @memset(ptr[0..n], 0);
+    }
     mailbox().f[mb.out] = @floatFromInt(@intFromPtr(ptr));
     return ok();
 }
@@ -322,6 +339,51 @@ export fn bn_pool_set_limit(device: u32, bytes: f64) i32 {
 export fn bn_pool_reset_peak(device: u32) i32 {
     const p = poolFor(device) orelse return fail(.device, "memory.resetPeak: no memory pool for device {d}", .{device});
     p.resetPeak();
+    return ok();
+}
+
+/// CUDA devices: with index < 0, info[0] = device count, info[1] = driver version (e.g. 13000),
+/// and the message holds why there is none; with index i >= 0, info[0..9] = compute capability
+/// major, minor, multiprocessors, L2 bytes, SM clock kHz, memory bus bits, memory clock kHz, total
+/// bytes, free bytes, and the message holds the device's name.
+export fn bn_cuda_info(index: i32) i32 {
+    const m = mailbox();
+    if (index < 0) {
+        m.f[mb.info] = @floatFromInt(cuda.deviceCount());
+        m.f[mb.info + 1] = @floatFromInt(cuda.driverVersion());
+        return okMessage("{s}", .{cuda.absenceReason()});
+    }
+    const i: usize = @intCast(index);
+    const inf = cuda.info(i) orelse return fail(.device, "cuda:{d} is not present ({d} CUDA devices)", .{ i, cuda.deviceCount() });
+    var free: usize = 0;
+    var total: usize = 0;
+    if (cuda.memInfo(i, &free, &total)) |f| return fail(.device, "cuda:{d}: cuMemGetInfo failed: {s}", .{ i, cuda.errorName(f.code) });
+    const rec = [_]f64{
+        @floatFromInt(inf.cc_major),   @floatFromInt(inf.cc_minor),      @floatFromInt(inf.sm_count),
+        @floatFromInt(inf.l2_bytes),   @floatFromInt(inf.clock_khz),     @floatFromInt(inf.mem_bus_bits),
+        @floatFromInt(inf.mem_clock_khz), @floatFromInt(inf.total_mem), @floatFromInt(free),
+    };
+    @memcpy(m.f[mb.info..][0..rec.len], &rec);
+    return okMessage("{s}", .{inf.name[0..inf.name_len]});
+}
+
+/// Copies `nbytes` contiguous bytes from `src` on engine device `src_dev` to `dst` on `dst_dev`
+/// (0 = host memory, 1 + i = cuda:i): host to device, device to host, device to device (also
+/// across devices) and host to host. Returns when the copy is complete.
+export fn bn_memcpy(dst_dev: u32, dst: ?*anyopaque, src_dev: u32, src: ?*const anyopaque, nbytes: f64) i32 {
+    const n = count(nbytes) orelse return fail(.invalid_argument, "memcpy: invalid byte count {d}", .{nbytes});
+    if (n == 0) return ok();
+    const d = dst orelse return fail(.invalid_argument, "memcpy: null destination", .{});
+    const s = src orelse return fail(.invalid_argument, "memcpy: null source", .{});
+    const di = devices.cudaIndex(dst_dev);
+    const si = devices.cudaIndex(src_dev);
+    if ((dst_dev != 0 and di == null) or (src_dev != 0 and si == null)) return fail(.device, "memcpy: unknown device index {d} or {d}", .{ dst_dev, src_dev });
+    if ((di != null and di.? >= cuda.deviceCount()) or (si != null and si.? >= cuda.deviceCount())) return fail(.device, "memcpy: cuda device not present", .{});
+    const r: ?cuda.Failure = if (di == null and si == null) blk: {
+        @memcpy(@as([*]u8, @ptrCast(d))[0..n], @as([*]const u8, @ptrCast(s))[0..n]);
+        break :blk null;
+    } else if (si == null) cuda.copyHtoD(di.?, @intFromPtr(d), s, n) else if (di == null) cuda.copyDtoH(si.?, d, @intFromPtr(s), n) else cuda.copyDtoD(di.?, @intFromPtr(d), si.?, @intFromPtr(s), n);
+    if (r) |f| return fail(if (f.code == 2) .out_of_memory else .internal, "memcpy: {d} bytes from device {d} to device {d}: {s}", .{ n, src_dev, dst_dev, cuda.errorName(f.code) });
     return ok();
 }
 
@@ -954,6 +1016,15 @@ test {
     _ = threads;
     _ = pool_mod;
     _ = features;
+}
+
+test "cuda is found at run time, never required" {
+    const n = cuda.deviceCount();
+    if (n == 0) try std.testing.expect(cuda.absenceReason().len > 0);
+    try std.testing.expectEqual(@intFromEnum(Status.device), bn_alloc(@intCast(1 + n), 64, 0));
+    try std.testing.expectEqual(@intFromEnum(Status.ok), bn_cuda_info(-1));
+    try std.testing.expectEqual(@as(f64, @floatFromInt(n)), mailbox().f[mb.info]);
+    try std.testing.expectEqual(@intFromEnum(Status.device), bn_cuda_info(@intCast(n)));
 }
 
 test "engine picks a runnable level and every compiled table answers" {

@@ -248,6 +248,8 @@ defineRule<SliceSpec[]>("slice", {
 // expand / contiguous / to / astype / straight-through quantizers: the gradient passes as is
 // (the engine sums it over expanded axes and casts it to the operand's dtype).
 for (const name of ["expand", "alias", "astype", "ste"]) defineRule(name, { backward: (g) => [alias(g)] });
+// to(device): the gradient goes back to the source device.
+defineRule<string>("to", { backward: (g, c) => [g.to(c.params)] });
 
 defineRule<number>("concat", {
   backward: (g, c) => {

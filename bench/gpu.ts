@@ -1,0 +1,56 @@
+// GPU transfers (the CUDA issue, first part): host→device, device→host and the round trip of
+// 1 MiB and 256 MiB f32 tensors, beside PyTorch's x.to("cuda") / x.cpu() on the same card in the
+// same run (bench/peers/torch_gpu.py; pageable host memory on both sides). Every timed call
+// returns after the copy completed. On a machine without a CUDA device it says so and exits.
+import { bench, group } from "mitata";
+import * as bn from "../src/index.ts";
+import { header, printTable, runAll } from "./util.ts";
+
+if (!bn.devices().includes("cuda")) {
+  console.log("bench/gpu.ts: no CUDA device here: skipped");
+  process.exit(0);
+}
+const caps = bn.deviceCapabilities("cuda") as bn.CudaCapabilities;
+console.log(header(bn.deviceCapabilities()), `· ${caps.name} (compute ${caps.computeCapability}, driver ${caps.driverVersion})`);
+
+const SIZES = [1 << 20, 256 << 20];
+const label = (n: number) => (n >= 1 << 20 ? `${n >> 20} MiB` : `${n >> 10} KiB`);
+const names = (n: number) => ({ h2d: `bn host→device ${label(n)}`, d2h: `bn device→host ${label(n)}`, rt: `bn round trip ${label(n)}` });
+
+for (const n of SIZES) {
+  const x = bn.ones([n / 4]);
+  const g = x.to("cuda");
+  const k = names(n);
+  group(label(n), () => {
+    bench(k.h2d, () => x.to("cuda").dispose());
+    bench(k.d2h, () => g.toCpu().dispose());
+    bench(k.rt, () => {
+      const a = x.to("cuda");
+      a.toCpu().dispose();
+      a.dispose();
+    });
+  });
+}
+const rows = await runAll();
+
+const p = Bun.spawnSync(["python3", `${import.meta.dir}/peers/torch_gpu.py`, JSON.stringify(SIZES)]);
+const peer = p.exitCode === 0 ? JSON.parse(p.stdout.toString()) : { error: p.stderr.toString().trim().split("\n").pop() };
+const map: Record<string, string> = {};
+if (peer.error) console.log(`\n(PyTorch peer absent: ${peer.error})`);
+else {
+  for (const n of SIZES) {
+    const k = names(n);
+    for (const [kind, ours] of [["h2d", k.h2d], ["d2h", k.d2h], ["rt", k.rt]] as const) {
+      const name = `torch ${ours.slice(3)}`;
+      rows.push({ name, p50: peer[`${kind}_${n}`] * 1e9, avg: peer[`${kind}_${n}`] * 1e9 });
+      map[ours] = name;
+    }
+  }
+}
+printTable(`CUDA transfers (${caps.name}; PyTorch ${peer.torch ?? "absent"})`, rows, map);
+console.log("");
+for (const r of rows) {
+  const n = r.name.includes("256 MiB") ? 256 << 20 : 1 << 20;
+  const bytes = r.name.includes("round trip") ? 2 * n : n;
+  console.log(`${r.name}: ${(bytes / r.p50).toFixed(2)} GB/s`);
+}

@@ -1,0 +1,120 @@
+// The CUDA backend's foundation: found at run time, never required. Everywhere: the absence path
+// (no throw at import, "cuda" not listed, typed errors that say why). Where a GPU is present (the
+// H100 runs through the device tool): devices and their facts, the per-GPU pool and its counters,
+// transfers of every dtype and of strided views, creation on the GPU, gradients through to(),
+// running out of device memory, and ops refusing GPU tensors until their kernels exist.
+import { describe, expect, test } from "bun:test";
+import * as bn from "../src/index.ts";
+
+const present = bn.devices().includes("cuda");
+if (!present) console.log(`cuda tests: the GPU part is skipped here (no CUDA device); the absence path runs`);
+
+const vals = (t: bn.Tensor) => Array.from(t._toFloat64("test"));
+
+describe("CUDA absent", () => {
+  test.skipIf(present)("nothing throws at import; to('cuda') and friends are DeviceErrors that say why", () => {
+    expect(bn.devices()).toEqual(["cpu"]);
+    expect(bn.autoSelectDevice()).toBe("cpu");
+    using t = bn.ones([3]);
+    expect(() => t.to("cuda")).toThrow(bn.DeviceError);
+    expect(() => t.to("cuda")).toThrow(/"cuda" is not available: .+/);
+    expect(() => t.toGpu()).toThrow(bn.DeviceError);
+    expect(() => bn.zeros([2], { device: "cuda" })).toThrow(bn.DeviceError);
+    expect(() => bn.memory.stats("cuda:1")).toThrow(bn.DeviceError);
+    expect(() => bn.deviceCapabilities("cuda")).toThrow(bn.DeviceError);
+    expect(() => t.to("tpu")).toThrow(/unknown device "tpu"/);
+    expect(t.device).toBe("cpu");
+    expect(vals(t)).toEqual([1, 1, 1]);
+  });
+});
+
+describe("CUDA present", () => {
+  test.if(present)("devices and their facts", () => {
+    const caps = bn.deviceCapabilities("cuda") as bn.CudaCapabilities;
+    console.log(`cuda: ${caps.name}, compute ${caps.computeCapability}, ${caps.multiprocessors} SMs, ${(caps.memory.total / 2 ** 30).toFixed(1)} GiB, driver ${caps.driverVersion}`);
+    expect(caps.kind).toBe("cuda");
+    expect(caps.multiprocessors).toBeGreaterThan(0);
+    expect(caps.memory.free).toBeLessThanOrEqual(caps.memory.total);
+    expect(bn.devices()[1]).toBe("cuda");
+  });
+
+  test.if(present)("round trips of every dtype, strided views and reversed slices", () => {
+    for (const dtype of bn.DTYPES) {
+      using x = bn.arange(0, 24, 1, { dtype: dtype === "bool" ? "i32" : dtype }).reshape([2, 3, 4]);
+      using h = dtype === "bool" ? x.astype("bool") : x.clone();
+      using g = h.to("cuda");
+      expect(g.device).toBe("cuda");
+      expect(g.dtype).toBe(dtype);
+      using back = g.toCpu();
+      expect(back.device).toBe("cpu");
+      expect(vals(back)).toEqual(vals(h));
+      expect(vals(g)).toEqual(vals(h)); // reading values copies to the host
+    }
+    using a = bn.randn([5, 7], { seed: 1 });
+    using ga = a.to("cuda");
+    using gt = ga.T; // a strided view on the GPU
+    using tb = gt.toCpu();
+    expect(tb.toArray()).toEqual(a.T.toArray());
+    using rs = ga.slice([[null, null, -2], [6, 0, -3]]);
+    using rb = rs.toCpu();
+    using want = a.slice([[null, null, -2], [6, 0, -3]]);
+    expect(rb.toArray()).toEqual(want.toArray());
+    using gs = a.T.to("cuda"); // a strided CPU view goes over contiguous
+    expect(gs.isContiguous()).toBe(true);
+    expect(gs.toArray()).toEqual(a.T.toArray());
+    expect(String(ga)).toContain("device=cuda");
+  });
+
+  test.if(present)("creation on the GPU, the pool's counters, trim and the limit", () => {
+    const s0 = bn.memory.stats("cuda");
+    {
+      using z = bn.zeros([1000], { device: "cuda" });
+      using o = bn.ones([3], { device: "cuda", dtype: "bf16" });
+      using r = bn.randn([64], { seed: 5, device: "cuda" });
+      using rc = bn.randn([64], { seed: 5 });
+      expect(vals(z).every((v) => v === 0)).toBe(true);
+      expect(vals(o)).toEqual([1, 1, 1]);
+      expect(vals(r)).toEqual(vals(rc));
+      const s1 = bn.memory.stats("cuda");
+      expect(s1.bytesInUse).toBeGreaterThanOrEqual(s0.bytesInUse + 4000 + 6 + 256);
+      expect(s1.liveTensors).toBe(s0.liveTensors + 3);
+      expect(bn.memory.liveAllocations("cuda").length).toBeGreaterThanOrEqual(3);
+    }
+    expect(bn.memory.stats("cuda").bytesInUse).toBe(s0.bytesInUse);
+    bn.memory.trim("cuda");
+    expect(bn.memory.stats("cuda").bytesReserved).toBeLessThanOrEqual(bn.memory.stats("cuda").bytesInUse + 64 * 2 ** 20);
+    bn.memory.setLimit(2 ** 20, "cuda");
+    try {
+      expect(() => bn.empty([2 ** 20], { device: "cuda" })).toThrow(bn.OutOfMemoryError);
+      using small = bn.ones([16], { device: "cuda" });
+      expect(vals(small)[0]).toBe(1);
+    } finally {
+      bn.memory.setLimit(0, "cuda");
+    }
+  });
+
+  test.if(present)("running out of device memory is an OutOfMemoryError; the pool stays usable", () => {
+    const total = (bn.deviceCapabilities("cuda") as bn.CudaCapabilities).memory.total;
+    expect(() => bn.empty([Math.ceil((2 * total) / 4)], { device: "cuda" })).toThrow(bn.OutOfMemoryError);
+    using t = bn.ones([8], { device: "cuda" });
+    expect(vals(t)).toEqual(new Array(8).fill(1));
+  });
+
+  test.if(present)("ops refuse GPU tensors until their kernels exist; mixing devices is an error", () => {
+    using c = bn.ones([4]);
+    using g = bn.ones([4], { device: "cuda" });
+    expect(() => bn.add(g, 1)).toThrow(bn.DeviceError);
+    expect(() => bn.add(g, 1)).toThrow(/add does not run on cuda yet/);
+    expect(() => bn.add(c, g)).toThrow(bn.DeviceError);
+    expect(() => g.data).toThrow(/not addressable from JS/);
+  });
+
+  test.if(present)("gradients flow back through to()", () => {
+    using x = bn.tensor([1, 2, 3], { requiresGrad: true });
+    using y = x.to("cuda");
+    using z = y.toCpu();
+    using s = bn.mul(z, z).sum();
+    s.backward();
+    expect(x.grad!.toArray()).toEqual([2, 4, 6]);
+  });
+});

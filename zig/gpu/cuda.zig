@@ -1,0 +1,248 @@
+//! The CUDA backend's foundation, found at run time: the driver API is opened with dlopen
+//! (`libcuda.so.1`) on first use and never linked, so the same library loads on machines with no
+//! GPU. What is here: device discovery and properties, one primary context per device, device
+//! memory for the pools (zig/pool.zig over `Backing(i)`), copies between host and device and
+//! between devices, and memset. NVRTC-compiled kernels and cuBLAS come on top of this file.
+//!
+//! Every function that talks to the driver makes the device's primary context current on the
+//! calling thread first (cheap when it already is), so any thread may call in.
+const std = @import("std");
+const os = @import("../os.zig");
+
+/// Devices addressed by the engine (device index 1 + i is "cuda:i").
+pub const max_devices = 8;
+
+const CUresult = c_int;
+const CUdevice = c_int;
+const CUcontext = ?*anyopaque;
+pub const CUdeviceptr = u64;
+
+/// The driver entry points we use, resolved by name (the struct field names are the symbols).
+const Api = struct {
+    cuInit: *const fn (c_uint) callconv(.c) CUresult,
+    cuDriverGetVersion: *const fn (*c_int) callconv(.c) CUresult,
+    cuDeviceGetCount: *const fn (*c_int) callconv(.c) CUresult,
+    cuDeviceGet: *const fn (*CUdevice, c_int) callconv(.c) CUresult,
+    cuDeviceGetName: *const fn ([*]u8, c_int, CUdevice) callconv(.c) CUresult,
+    cuDeviceTotalMem_v2: *const fn (*usize, CUdevice) callconv(.c) CUresult,
+    cuDeviceGetAttribute: *const fn (*c_int, c_int, CUdevice) callconv(.c) CUresult,
+    cuDevicePrimaryCtxRetain: *const fn (*CUcontext, CUdevice) callconv(.c) CUresult,
+    cuCtxSetCurrent: *const fn (CUcontext) callconv(.c) CUresult,
+    cuCtxGetCurrent: *const fn (*CUcontext) callconv(.c) CUresult,
+    cuCtxSynchronize: *const fn () callconv(.c) CUresult,
+    cuMemAlloc_v2: *const fn (*CUdeviceptr, usize) callconv(.c) CUresult,
+    cuMemFree_v2: *const fn (CUdeviceptr) callconv(.c) CUresult,
+    cuMemGetInfo_v2: *const fn (*usize, *usize) callconv(.c) CUresult,
+    cuMemcpyHtoD_v2: *const fn (CUdeviceptr, *const anyopaque, usize) callconv(.c) CUresult,
+    cuMemcpyDtoH_v2: *const fn (*anyopaque, CUdeviceptr, usize) callconv(.c) CUresult,
+    cuMemcpyDtoD_v2: *const fn (CUdeviceptr, CUdeviceptr, usize) callconv(.c) CUresult,
+    cuMemcpyPeer: *const fn (CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, usize) callconv(.c) CUresult,
+    cuMemsetD8_v2: *const fn (CUdeviceptr, u8, usize) callconv(.c) CUresult,
+    cuGetErrorName: *const fn (CUresult, *?[*:0]const u8) callconv(.c) CUresult,
+};
+
+// CUdevice_attribute values (cuda.h).
+const attr_sm_count = 16;
+const attr_cc_major = 75;
+const attr_cc_minor = 76;
+const attr_l2_bytes = 38;
+const attr_clock_khz = 13;
+const attr_mem_bus_bits = 37;
+const attr_mem_clock_khz = 36;
+
+/// What the engine reports about one device.
+pub const Info = struct {
+    name: [128]u8 = std.mem.zeroes([128]u8),
+    name_len: usize = 0,
+    cc_major: i32 = 0,
+    cc_minor: i32 = 0,
+    sm_count: i32 = 0,
+    l2_bytes: i32 = 0,
+    clock_khz: i32 = 0,
+    mem_bus_bits: i32 = 0,
+    mem_clock_khz: i32 = 0,
+    total_mem: usize = 0,
+};
+
+const State = enum { unknown, ready, absent };
+
+var state: State = .unknown;
+var lock: os.Lock = .{};
+var api: Api = undefined;
+var n_devices: usize = 0;
+var contexts: [max_devices]CUcontext = @splat(null);
+var infos: [max_devices]Info = @splat(.{});
+var driver_version: i32 = 0;
+var reason_buf: [256]u8 = undefined;
+var reason_len: usize = 0;
+
+fn setReason(comptime fmt: []const u8, args: anytype) void {
+    const s = std.fmt.bufPrint(&reason_buf, fmt, args) catch reason_buf[0..0];
+    reason_len = s.len;
+}
+
+/// Opens the driver and enumerates devices, once. Never fails: absence is a state with a reason.
+pub fn init() void {
+    if (@atomicLoad(State, &state, .acquire) != .unknown) return;
+    lock.lock();
+    defer lock.unlock();
+    if (state != .unknown) return;
+    load();
+    @atomicStore(State, &state, if (n_devices > 0) .ready else .absent, .release);
+}
+
+fn load() void {
+    if (os.getenv("BITNET_NO_CUDA")) |v| {
+        if (v.len > 0 and !std.mem.eql(u8, v, "0")) return setReason("disabled by BITNET_NO_CUDA", .{});
+    }
+    const lib = os.dlopen("libcuda.so.1") orelse os.dlopen("libcuda.so") orelse {
+        return setReason("the CUDA driver library (libcuda.so.1) was not found: no NVIDIA driver on this machine", .{});
+    };
+    inline for (@typeInfo(Api).@"struct".field_names) |name| {
+        const p = os.dlsym(lib, name) orelse return setReason("the CUDA driver library lacks {s} (driver too old?)", .{name});
+        @field(api, name) = @ptrCast(@alignCast(p));
+    }
+    var r = api.cuInit(0);
+    if (r != 0) return setReason("cuInit failed: {s}", .{errorName(r)});
+    _ = api.cuDriverGetVersion(&driver_version);
+    var count: c_int = 0;
+    r = api.cuDeviceGetCount(&count);
+    if (r != 0) return setReason("cuDeviceGetCount failed: {s}", .{errorName(r)});
+    if (count <= 0) return setReason("the CUDA driver reports no device", .{});
+    const n: usize = @min(@as(usize, @intCast(count)), max_devices);
+    for (0..n) |i| {
+        var dev: CUdevice = 0;
+        if (api.cuDeviceGet(&dev, @intCast(i)) != 0) break;
+        var ctx: CUcontext = null;
+        r = api.cuDevicePrimaryCtxRetain(&ctx, dev);
+        if (r != 0) return setReason("cuDevicePrimaryCtxRetain(cuda:{d}) failed: {s}", .{ i, errorName(r) });
+        contexts[i] = ctx;
+        var inf: Info = .{};
+        if (api.cuDeviceGetName(&inf.name, inf.name.len, dev) == 0) inf.name_len = std.mem.indexOfScalar(u8, &inf.name, 0) orelse inf.name.len;
+        _ = api.cuDeviceTotalMem_v2(&inf.total_mem, dev);
+        _ = api.cuDeviceGetAttribute(&inf.cc_major, attr_cc_major, dev);
+        _ = api.cuDeviceGetAttribute(&inf.cc_minor, attr_cc_minor, dev);
+        _ = api.cuDeviceGetAttribute(&inf.sm_count, attr_sm_count, dev);
+        _ = api.cuDeviceGetAttribute(&inf.l2_bytes, attr_l2_bytes, dev);
+        _ = api.cuDeviceGetAttribute(&inf.clock_khz, attr_clock_khz, dev);
+        _ = api.cuDeviceGetAttribute(&inf.mem_bus_bits, attr_mem_bus_bits, dev);
+        _ = api.cuDeviceGetAttribute(&inf.mem_clock_khz, attr_mem_clock_khz, dev);
+        infos[i] = inf;
+        n_devices = i + 1;
+    }
+    reason_len = 0;
+}
+
+/// The driver's name for a result code (e.g. "CUDA_ERROR_OUT_OF_MEMORY").
+pub fn errorName(r: CUresult) []const u8 {
+    var s: ?[*:0]const u8 = null;
+    if (api.cuGetErrorName(r, &s) != 0 or s == null) return "CUDA_ERROR_UNKNOWN";
+    return std.mem.span(s.?);
+}
+
+/// Number of usable devices (0 when absent).
+pub fn deviceCount() usize {
+    init();
+    return if (state == .ready) n_devices else 0;
+}
+
+/// Why there is no device (empty when there are some).
+pub fn absenceReason() []const u8 {
+    init();
+    return reason_buf[0..reason_len];
+}
+
+pub fn info(i: usize) ?*const Info {
+    return if (i < deviceCount()) &infos[i] else null;
+}
+
+pub fn driverVersion() i32 {
+    init();
+    return driver_version;
+}
+
+/// A failed driver call: its result code (name through errorName).
+pub const Failure = struct { code: CUresult };
+
+fn current(i: usize) ?Failure {
+    var cur: CUcontext = null;
+    if (api.cuCtxGetCurrent(&cur) == 0 and cur == contexts[i]) return null;
+    const r = api.cuCtxSetCurrent(contexts[i]);
+    return if (r != 0) .{ .code = r } else null;
+}
+
+fn check(r: CUresult) ?Failure {
+    return if (r != 0) .{ .code = r } else null;
+}
+
+/// Bytes free and total on device i.
+pub fn memInfo(i: usize, free: *usize, total: *usize) ?Failure {
+    if (current(i)) |f| return f;
+    return check(api.cuMemGetInfo_v2(free, total));
+}
+
+pub fn copyHtoD(i: usize, dst: CUdeviceptr, src: *const anyopaque, n: usize) ?Failure {
+    if (current(i)) |f| return f;
+    return check(api.cuMemcpyHtoD_v2(dst, src, n));
+}
+
+pub fn copyDtoH(i: usize, dst: *anyopaque, src: CUdeviceptr, n: usize) ?Failure {
+    if (current(i)) |f| return f;
+    return check(api.cuMemcpyDtoH_v2(dst, src, n));
+}
+
+/// Device to device: within one device, or between two (through the driver's peer copy).
+pub fn copyDtoD(di: usize, dst: CUdeviceptr, si: usize, src: CUdeviceptr, n: usize) ?Failure {
+    if (current(di)) |f| return f;
+    if (di == si) return check(api.cuMemcpyDtoD_v2(dst, src, n));
+    return check(api.cuMemcpyPeer(dst, contexts[di], src, contexts[si], n));
+}
+
+pub fn memset(i: usize, dst: CUdeviceptr, value: u8, n: usize) ?Failure {
+    if (current(i)) |f| return f;
+    return check(api.cuMemsetD8_v2(dst, value, n));
+}
+
+pub fn synchronize(i: usize) ?Failure {
+    if (current(i)) |f| return f;
+    return check(api.cuCtxSynchronize());
+}
+
+// ---- device memory for the pools ----------------------------------------------------------------
+
+/// Aligned block -> the address cuMemAlloc returned (blocks are over-allocated to reach the
+/// pool's slab alignment, which the driver does not promise).
+var bases: std.AutoHashMapUnmanaged(u64, u64) = .empty;
+var bases_lock: os.Lock = .{};
+
+/// The memory a pool of device i maps: device memory from cuMemAlloc. Blocks are never
+/// dereferenced on the host (the pool keeps its metadata in host memory).
+pub fn Backing(comptime i: usize) type {
+    return struct {
+        /// 2 MiB slabs: the driver's own allocation granularity for large blocks.
+        pub const slab_size: usize = 2 * 1024 * 1024;
+        pub fn map(len: usize, alignment: usize) ?[*]u8 {
+            if (current(i) != null) return null;
+            const total = std.math.add(usize, len, alignment) catch return null;
+            var base: CUdeviceptr = 0;
+            if (api.cuMemAlloc_v2(&base, total) != 0) return null;
+            const aligned = std.mem.alignForward(u64, base, alignment);
+            bases_lock.lock();
+            defer bases_lock.unlock();
+            bases.put(std.heap.c_allocator, aligned, base) catch {
+                _ = api.cuMemFree_v2(base);
+                return null;
+            };
+            return @ptrFromInt(aligned);
+        }
+        pub fn unmap(ptr: [*]u8, len: usize) void {
+            _ = len;
+            bases_lock.lock();
+            const kv = bases.fetchRemove(@intFromPtr(ptr));
+            bases_lock.unlock();
+            const base = if (kv) |e| e.value else @intFromPtr(ptr);
+            _ = current(i);
+            _ = api.cuMemFree_v2(base);
+        }
+    };
+}
