@@ -1,7 +1,8 @@
-// GPU transfers (the CUDA issue, first part): host→device, device→host and the round trip of
-// 1 MiB and 256 MiB f32 tensors, beside PyTorch's x.to("cuda") / x.cpu() on the same card in the
-// same run (bench/peers/torch_gpu.py; pageable host memory on both sides). Every timed call
-// returns after the copy completed. On a machine without a CUDA device it says so and exits.
+// GPU (the CUDA issue, first parts): host→device, device→host and the round trip of 1 MiB and
+// 256 MiB f32 tensors, and on the device an f32 add and a copy of 256 MiB, beside PyTorch on the
+// same card in the same run (bench/peers/torch_gpu.py; pageable host memory on both sides).
+// Every timed call returns after the work completed (device synchronised). On a machine without
+// a CUDA device it says so and exits.
 import { bench, group } from "mitata";
 import * as bn from "../src/index.ts";
 import { header, printTable, runAll } from "./util.ts";
@@ -31,6 +32,21 @@ for (const n of SIZES) {
     });
   });
 }
+// Elementwise on the device: a + b and a copy (clone) of 256 MiB f32, synchronised.
+const N = 256 << 20;
+const ea = bn.ones([N / 4], { device: "cuda" });
+const eb = bn.ones([N / 4], { device: "cuda" });
+const EW = { add: "bn add 256 MiB (f32, on device)", copy: "bn clone 256 MiB (on device)" };
+group("elementwise on the device", () => {
+  bench(EW.add, () => {
+    bn.add(ea, eb).dispose();
+    bn.synchronize("cuda");
+  });
+  bench(EW.copy, () => {
+    ea.clone().dispose();
+    bn.synchronize("cuda");
+  });
+});
 const rows = await runAll();
 
 const p = Bun.spawnSync(["python3", `${import.meta.dir}/peers/torch_gpu.py`, JSON.stringify(SIZES)]);
@@ -46,11 +62,17 @@ else {
       map[ours] = name;
     }
   }
+  for (const [k, ours] of [["add", EW.add], ["copy", EW.copy]] as const) {
+    const name = `torch ${k} 256 MiB (on device)`;
+    rows.push({ name, p50: peer[`${k}_${N}`] * 1e9, avg: peer[`${k}_${N}`] * 1e9 });
+    map[ours] = name;
+  }
 }
 printTable(`CUDA transfers (${caps.name}; PyTorch ${peer.torch ?? "absent"})`, rows, map);
 console.log("");
 for (const r of rows) {
   const n = r.name.includes("256 MiB") ? 256 << 20 : 1 << 20;
-  const bytes = r.name.includes("round trip") ? 2 * n : n;
+  // Bytes moved: a round trip crosses twice; on the device add reads 2 and writes 1, a copy reads 1 and writes 1.
+  const bytes = r.name.includes("round trip") ? 2 * n : r.name.includes(" add ") ? 3 * n : r.name.includes("clone") || r.name.includes("copy") ? 2 * n : n;
   console.log(`${r.name}: ${(bytes / r.p50).toFixed(2)} GB/s`);
 }

@@ -103,6 +103,16 @@ export function autoSelectDevice(): string {
   return "cpu";
 }
 
+/**
+ * Waits until the work queued on a GPU (default "cuda") has finished; a no-op for "cpu". Reading
+ * a GPU tensor's values (`toArray`, `item`, `toCpu`) waits by itself: this is for timing.
+ * @throws DeviceError (device not present), NativeError (a kernel failed: the CUDA error name).
+ */
+export function synchronize(device = "cuda"): void {
+  const idx = parseDevice(device, "synchronize");
+  if (idx > 0) check(sym.bn_cuda_synchronize(idx), "synchronize");
+}
+
 /** SIMD level, cores, caches (CPU) or the GPU's facts for a device (default "cpu"). */
 export function deviceCapabilities(device?: "cpu"): CpuCapabilities;
 export function deviceCapabilities(device: string): CpuCapabilities | CudaCapabilities;

@@ -653,6 +653,14 @@ function rangeLength(start: number, stop: number, step: number): number {
 
 /** @internal Copies `src` (any strides) into the tensor `dst` of the same shape (any strides), converting dtype. */
 export function copyInto(dst: Tensor, src: Tensor, op: string): void {
+  const dev = dst._live(op).device;
+  if (dev !== 0 || src._live(op).device !== 0) {
+    if (src._s!.device !== dev) throw new DeviceError(op, `cannot copy a tensor on ${src.device} into one on ${dst.device}; move it with to()`);
+    if (src._size === 0) return;
+    putLayout(src._shape, dst._st(), src._st());
+    check(sym.bn_cuda_convert(dev, dst._addr(op), dst._dt.code, src._addr(op), src._dt.code, src._shape.length), op, `${src._dt.name} ${fmtShape(src._shape)} on ${dst.device}`);
+    return;
+  }
   const dptr = dst._ptr(op);
   copyRawPtr(dptr, dst._dt.code, dst._st(), src, op);
 }

@@ -387,6 +387,153 @@ export fn bn_memcpy(dst_dev: u32, dst: ?*anyopaque, src_dev: u32, src: ?*const a
     return ok();
 }
 
+// ---- CUDA elementwise kernels (zig/gpu/elementwise.cu). Layouts as the CPU exports read them. ----
+
+/// The CUDA kernel `k` of engine device `device` and its index, or an error status.
+fn cudaKernel(device: u32, k: cuda.Kernel, op: []const u8) union(enum) { ok: struct { i: usize, f: *anyopaque }, err: i32 } {
+    const i = devices.cudaIndex(device) orelse return .{ .err = fail(.device, "{s}: device index {d} is not a CUDA device", .{ op, device }) };
+    if (i >= cuda.deviceCount()) return .{ .err = fail(.device, "{s}: cuda:{d} is not present", .{ op, i }) };
+    const f = cuda.function(i, k) orelse return .{ .err = fail(.unsupported, "{s}: the CUDA kernels could not be built: {s}", .{ op, cuda.kernelError() }) };
+    return .{ .ok = .{ .i = i, .f = f } };
+}
+
+/// The kernels' layout descriptor from a checked strided layout (axes merged first; at most 8).
+fn cudaLayout(comptime k: usize, l: *strided.Layout(k), op: []const u8, out: *cuda.Layout) ?i32 {
+    l.coalesce();
+    if (l.ndim > 8) return fail(.shape, "{s}: {d} dimensions that cannot be merged (CUDA kernels take at most 8)", .{ op, l.ndim });
+    out.* = std.mem.zeroes(cuda.Layout);
+    out.ndim = @intCast(l.ndim);
+    for (0..l.ndim) |d| {
+        out.shape[d] = @intCast(l.shape[d]);
+        inline for (0..k) |o| out.st[o][d] = l.strides[o][d];
+    }
+    return null;
+}
+
+fn cudaLaunch(op: []const u8, i: usize, f: *anyopaque, n: usize, params: []?*anyopaque) i32 {
+    if (cuda.launch(i, f, n, params)) |e| return fail(if (e.code == 2) .out_of_memory else .internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
+    return ok();
+}
+
+fn cudaDType(code: u32, op: []const u8) ?i32 {
+    const d = dtypeArg(code) orelse return fail(.dtype, "{s}: unknown dtype code {d}", .{ op, code });
+    if (d == .f64) return fail(.dtype, "{s}: f64 is not a tensor dtype", .{op});
+    return null;
+}
+
+/// out (out_dtype) = in (in_dtype) converted, on CUDA device `device`. Layout: 0 = out, 1 = in.
+export fn bn_cuda_convert(device: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
+    const op = "astype";
+    if (cudaDType(out_dtype, op) orelse cudaDType(in_dtype, op)) |st| return st;
+    var l: strided.Layout(2) = undefined;
+    if (readLayout(2, op, ndim, &l)) |st| return st;
+    const n = l.size();
+    if (n == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    if (cudaLayout(2, &l, op, &cl)) |st| return st;
+    const kf = switch (cudaKernel(device, .convert, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nn: i64 = @intCast(n);
+    var o = out;
+    var od: c_int = @intCast(out_dtype);
+    var x = in;
+    var xd: c_int = @intCast(in_dtype);
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&o), @ptrCast(&od), @ptrCast(@constCast(&x)), @ptrCast(&xd) };
+    return cudaLaunch(op, kf.i, kf.f, n, &params);
+}
+
+/// The CUDA form of bn_binary (same codes, flags and layout: 0 = out, 1 = a, 2 = b).
+export fn bn_cuda_binary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
+    const op = "binary";
+    if (cudaDType(dtype, op) orelse cudaDType(out_dtype, op)) |st| return st;
+    if (op_code > 12) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
+    var l: strided.Layout(3) = undefined;
+    if (readLayout(3, op, ndim, &l)) |st| return st;
+    const n = l.size();
+    if (n == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    if (cudaLayout(3, &l, op, &cl)) |st| return st;
+    const kf = switch (cudaKernel(device, .binary, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nn: i64 = @intCast(n);
+    var opc: c_int = @intCast(op_code);
+    var dcode: c_int = @intCast(dtype);
+    var o = out;
+    var od: c_int = @intCast(out_dtype);
+    var pa = a;
+    var pb = b;
+    var fl: c_int = @intCast(flags);
+    var va = av;
+    var vb = bv;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&opc), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(&od), @ptrCast(@constCast(&pa)), @ptrCast(@constCast(&pb)), @ptrCast(&fl), @ptrCast(&va), @ptrCast(&vb) };
+    return cudaLaunch(op, kf.i, kf.f, n, &params);
+}
+
+/// The CUDA form of bn_unary (same codes and parameters; layout 0 = out, 1 = in).
+export fn bn_cuda_unary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, in: ?*const anyopaque, p0: f64, p1: f64, ndim: u32) i32 {
+    const op = "unary";
+    if (cudaDType(dtype, op)) |st| return st;
+    if (op_code > 25) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
+    var l: strided.Layout(2) = undefined;
+    if (readLayout(2, op, ndim, &l)) |st| return st;
+    const n = l.size();
+    if (n == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    if (cudaLayout(2, &l, op, &cl)) |st| return st;
+    const kf = switch (cudaKernel(device, .unary, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nn: i64 = @intCast(n);
+    var opc: c_int = @intCast(op_code);
+    var dcode: c_int = @intCast(dtype);
+    var o = out;
+    var x = in;
+    var q0 = p0;
+    var q1 = p1;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&opc), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&x)), @ptrCast(&q0), @ptrCast(&q1) };
+    return cudaLaunch(op, kf.i, kf.f, n, &params);
+}
+
+/// The CUDA form of bn_where (layout 0 = out, 1 = cond, 2 = a, 3 = b).
+export fn bn_cuda_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const anyopaque, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
+    const op = "where";
+    if (cudaDType(dtype, op)) |st| return st;
+    var l: strided.Layout(4) = undefined;
+    if (readLayout(4, op, ndim, &l)) |st| return st;
+    const n = l.size();
+    if (n == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    if (cudaLayout(4, &l, op, &cl)) |st| return st;
+    const kf = switch (cudaKernel(device, .where, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nn: i64 = @intCast(n);
+    var dcode: c_int = @intCast(dtype);
+    var o = out;
+    var c = cond;
+    var pa = a;
+    var pb = b;
+    var fl: c_int = @intCast(flags);
+    var va = av;
+    var vb = bv;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&c)), @ptrCast(@constCast(&pa)), @ptrCast(@constCast(&pb)), @ptrCast(&fl), @ptrCast(&va), @ptrCast(&vb) };
+    return cudaLaunch(op, kf.i, kf.f, n, &params);
+}
+
+/// Waits for the work queued on CUDA device `device` (kernel errors surface here).
+export fn bn_cuda_synchronize(device: u32) i32 {
+    const i = devices.cudaIndex(device) orelse return fail(.device, "synchronize: device index {d} is not a CUDA device", .{device});
+    if (i >= cuda.deviceCount()) return fail(.device, "synchronize: cuda:{d} is not present", .{i});
+    if (cuda.synchronize(i)) |e| return fail(.internal, "synchronize: cuda:{d}: {s}", .{ i, cuda.errorName(e.code) });
+    return ok();
+}
+
 /// Strided copy with conversion. shape at mailbox `shape`, dst strides at `strides0`, src strides
 /// at `strides1` (elements). Pointers are those of element 0 of each view.
 export fn bn_copy(dst: ?*anyopaque, dst_dtype: u32, src: ?*const anyopaque, src_dtype: u32, ndim: u32) i32 {

@@ -1,7 +1,8 @@
 """PyTorch peer for bench/gpu.ts: median seconds of host->device and device->host copies.
 
 Usage: python3 bench/peers/torch_gpu.py '<json list of byte sizes>'
-Prints {"torch": version, "device": name, "h2d_<n>": s, "d2h_<n>": s, "rt_<n>": s} or {"error": ...}.
+Prints {"torch": version, "device": name, "h2d_<n>": s, "d2h_<n>": s, "rt_<n>": s, and for
+sizes of 64 MiB or more "add_<n>": s (f32 a + b), "copy_<n>": s (clone)} or {"error": ...}.
 Copies are from/to pageable host memory (what x.to("cuda") / x.cpu() do), synchronised.
 """
 import json
@@ -40,4 +41,8 @@ for n in json.loads(sys.argv[1]):
     out[f"h2d_{n}"] = median(lambda: x.to("cuda"), reps)
     out[f"d2h_{n}"] = median(lambda: g.cpu(), reps)
     out[f"rt_{n}"] = median(lambda: x.to("cuda").cpu(), reps)
+    if n >= (64 << 20):
+        h = g.clone()
+        out[f"add_{n}"] = median(lambda: g + h, reps)
+        out[f"copy_{n}"] = median(lambda: g.clone(), reps)
 print(json.dumps(out))

@@ -132,6 +132,13 @@ function run(name: BinName, cd: DType, out: Tensor, a: Tensor | number | boolean
   const stB = bT ? broadcastStrides(b._shape, b._st(), shape, name) : zeros;
   putLayout(shape, out._st(), stA, stB);
   const flags = (aT ? 0 : 1) | (bT ? 0 : 2);
+  const dev = out._s!.device;
+  if (dev !== 0) {
+    // The same descriptor, run by the CUDA kernel (zig/gpu/elementwise.cu).
+    const st = sym.bn_cuda_binary(dev, BIN[name], DTypeCode[cd], out._addr(name), out._dt.code, aT ? a._addr(name) : null, bT ? b._addr(name) : null, flags, aT ? 0 : Number(a), bT ? 0 : Number(b), shape.length);
+    check(st, name, `${fmtShape(shape)} ${cd} on ${out.device}`);
+    return;
+  }
   check(
     sym.bn_binary(
       BIN[name],
@@ -199,7 +206,10 @@ function unary(name: UnName, t: Tensor, p0 = NaN, p1 = NaN): Tensor {
     const out = Tensor._alloc(x._shape.slice(), x._dt, s.device, opName);
     try {
       putLayout(x._shape, out._st(), x._st());
-      check(sym.bn_unary(UN[name], x._dt.code, out._ptr(opName), x._ptr(opName), p0, p1, x._shape.length), opName, `${fmtShape(x._shape)} ${x._dt.name}`);
+      if (s.device !== 0) {
+        const st = sym.bn_cuda_unary(s.device, UN[name], x._dt.code, out._addr(opName), x._addr(opName), p0, p1, x._shape.length);
+        check(st, opName, `${fmtShape(x._shape)} ${x._dt.name} on ${out.device}`);
+      } else check(sym.bn_unary(UN[name], x._dt.code, out._ptr(opName), x._ptr(opName), p0, p1, x._shape.length), opName, `${fmtShape(x._shape)} ${x._dt.name}`);
     } catch (e) {
       out.dispose();
       throw e;
@@ -325,10 +335,15 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
         tb ? broadcastStrides(tb._shape, tb._st(), shape, op) : zeros,
       );
       const flags = (ta ? 0 : 1) | (tb ? 0 : 2);
-      check(
-        sym.bn_where(dtypeInfo(rd).code, out._ptr(op), c._ptr(op), ta ? ta._ptr(op) : null, tb ? tb._ptr(op) : null, flags, ta ? 0 : Number(a), tb ? 0 : Number(b), shape.length),
-        op,
-      );
+      if (dev !== 0) {
+        const st = sym.bn_cuda_where(dev, dtypeInfo(rd).code, out._addr(op), c._addr(op), ta ? ta._addr(op) : null, tb ? tb._addr(op) : null, flags, ta ? 0 : Number(a), tb ? 0 : Number(b), shape.length);
+        check(st, op, `${fmtShape(shape)} ${rd} on ${out.device}`);
+      } else {
+        check(
+          sym.bn_where(dtypeInfo(rd).code, out._ptr(op), c._ptr(op), ta ? ta._ptr(op) : null, tb ? tb._ptr(op) : null, flags, ta ? 0 : Number(a), tb ? 0 : Number(b), shape.length),
+          op,
+        );
+      }
     } catch (e) {
       out.dispose();
       throw e;

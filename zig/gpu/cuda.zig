@@ -2,12 +2,14 @@
 //! (`libcuda.so.1`) on first use and never linked, so the same library loads on machines with no
 //! GPU. What is here: device discovery and properties, one primary context per device, device
 //! memory for the pools (zig/pool.zig over `Backing(i)`), copies between host and device and
-//! between devices, and memset. NVRTC-compiled kernels and cuBLAS come on top of this file.
+//! between devices, memset, and the elementwise kernels (elementwise.cu, compiled by NVRTC for
+//! the device on first use, then launched over a strided-layout descriptor).
 //!
 //! Every function that talks to the driver makes the device's primary context current on the
 //! calling thread first (cheap when it already is), so any thread may call in.
 const std = @import("std");
 const os = @import("../os.zig");
+const nvrtc = @import("nvrtc.zig");
 
 /// Devices addressed by the engine (device index 1 + i is "cuda:i").
 pub const max_devices = 8;
@@ -39,6 +41,9 @@ const Api = struct {
     cuMemcpyPeer: *const fn (CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, usize) callconv(.c) CUresult,
     cuMemsetD8_v2: *const fn (CUdeviceptr, u8, usize) callconv(.c) CUresult,
     cuGetErrorName: *const fn (CUresult, *?[*:0]const u8) callconv(.c) CUresult,
+    cuModuleLoadData: *const fn (*?*anyopaque, *const anyopaque) callconv(.c) CUresult,
+    cuModuleGetFunction: *const fn (*?*anyopaque, ?*anyopaque, [*:0]const u8) callconv(.c) CUresult,
+    cuLaunchKernel: *const fn (?*anyopaque, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, ?*anyopaque, ?[*]?*anyopaque, ?[*]?*anyopaque) callconv(.c) CUresult,
 };
 
 // CUdevice_attribute values (cuda.h).
@@ -245,4 +250,72 @@ pub fn Backing(comptime i: usize) type {
             _ = api.cuMemFree_v2(base);
         }
     };
+}
+
+// ---- kernels ------------------------------------------------------------------------------------
+
+/// The strided layout the kernels walk (struct Layout in elementwise.cu).
+pub const Layout = extern struct {
+    ndim: i64,
+    shape: [8]i64,
+    st: [4][8]i64,
+};
+
+pub const Kernel = enum(u32) { convert, binary, unary, where };
+const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where" };
+const source = @embedFile("elementwise.cu");
+
+var functions: [max_devices][kernel_names.len]?*anyopaque = @splat(@splat(null));
+var compiled: [max_devices]bool = @splat(false);
+var compile_lock: os.Lock = .{};
+var log_buf: [8192]u8 = undefined;
+var log_len: usize = 0;
+
+/// Why the kernels of device i could not be made (after `function` returned null).
+pub fn kernelError() []const u8 {
+    return log_buf[0..log_len];
+}
+
+/// The kernel `k` on device i, compiling the module on first use (NVRTC, sm_<cc>).
+pub fn function(i: usize, k: Kernel) ?*anyopaque {
+    if (@atomicLoad(bool, &compiled[i], .acquire)) return functions[i][@intFromEnum(k)];
+    compile_lock.lock();
+    defer compile_lock.unlock();
+    if (!compiled[i]) {
+        if (!nvrtc.available()) {
+            const w = nvrtc.why;
+            @memcpy(log_buf[0..w.len], w);
+            log_len = w.len;
+            return null;
+        }
+        const cc = infos[i].cc_major * 10 + infos[i].cc_minor;
+        const bin = nvrtc.compile(std.heap.c_allocator, source, "elementwise.cu", cc, &log_buf, &log_len) orelse return null;
+        defer std.heap.c_allocator.free(bin);
+        if (current(i)) |f| return moduleFail("cuCtxSetCurrent", f.code);
+        var module: ?*anyopaque = null;
+        const r = api.cuModuleLoadData(&module, bin.ptr);
+        if (r != 0) return moduleFail("cuModuleLoadData", r);
+        for (kernel_names, 0..) |name, j| {
+            const rf = api.cuModuleGetFunction(&functions[i][j], module, name);
+            if (rf != 0) return moduleFail("cuModuleGetFunction", rf);
+        }
+        @atomicStore(bool, &compiled[i], true, .release);
+    }
+    return functions[i][@intFromEnum(k)];
+}
+
+fn moduleFail(what: []const u8, r: CUresult) ?*anyopaque {
+    const s = std.fmt.bufPrint(&log_buf, "{s} failed: {s}", .{ what, errorName(r) }) catch log_buf[0..0];
+    log_len = s.len;
+    return null;
+}
+
+/// Launches `f` over `n` elements (a grid-stride loop: up to 32 blocks of 256 per SM). `params`
+/// holds pointers to each kernel argument, in order.
+pub fn launch(i: usize, f: *anyopaque, n: usize, params: []?*anyopaque) ?Failure {
+    if (n == 0) return null;
+    if (current(i)) |e| return e;
+    const per_sm: usize = 32;
+    const blocks: usize = @max(1, @min((n + 255) / 256, @as(usize, @intCast(@max(infos[i].sm_count, 1))) * per_sm));
+    return check(api.cuLaunchKernel(f, @intCast(blocks), 1, 1, 256, 1, 1, 0, null, params.ptr, null));
 }

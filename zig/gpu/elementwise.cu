@@ -1,0 +1,346 @@
+// Elementwise kernels for the CUDA backend, compiled at run time by NVRTC for the device's compute
+// capability (zig/gpu/cuda.zig embeds this file). No headers: half and bfloat16 are converted by
+// hand, so the source compiles with NVRTC alone.
+//
+// Every kernel walks a strided layout (the same descriptor the CPU kernels read): element i of
+// the logical shape is found by dividing i by the shape from the last axis, so broadcast (stride
+// 0), transposed and reversed operands are read in place. Dtype codes follow zig/cpu/dtype.zig:
+// f32 0, f16 1, bf16 2, i8 3, i16 4, i32 5, u8 6, u16 7, u32 8, bool 9.
+
+typedef signed char i8;
+typedef unsigned char u8;
+typedef short i16;
+typedef unsigned short u16;
+typedef int i32;
+typedef unsigned int u32;
+typedef long long i64;
+
+struct Layout {
+  i64 ndim;
+  i64 shape[8];
+  i64 st[4][8];  // element strides of operand 0 (out), 1, 2, 3
+};
+
+__device__ __forceinline__ float nanf_() { return __int_as_float(0x7fc00000); }
+
+__device__ __forceinline__ float h2f(u16 h) {
+  u32 s = (u32)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e == 0x1f) return __uint_as_float(s | 0x7f800000u | (m << 13));
+  if (e == 0) {
+    float v = (float)m * 5.9604644775390625e-8f;  // m * 2^-24
+    return s ? -v : v;
+  }
+  return __uint_as_float(s | ((e + 112) << 23) | (m << 13));
+}
+
+// Round to nearest even, overflow to infinity, gradual underflow, NaN kept quiet.
+__device__ __forceinline__ u16 f2h(float f) {
+  u32 u = __float_as_uint(f), s = (u >> 16) & 0x8000, a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return (u16)(s | 0x7e00);
+  if (a >= 0x477ff000u) return (u16)(s | 0x7c00);  // rounds to >= 65520: infinity
+  if (a < 0x38800000u) {                              // below 2^-14: subnormal half
+    float v = __uint_as_float(a) * 16777216.0f;       // exact scaling by 2^24
+    u32 q = (u32)__float2uint_rn(v);                  // round half to even
+    return (u16)(s | q);
+  }
+  u32 r = a + 0xfffu + ((a >> 13) & 1);
+  return (u16)(s | ((r - 0x38000000u) >> 13));
+}
+
+__device__ __forceinline__ float bf2f(u16 b) { return __uint_as_float((u32)b << 16); }
+__device__ __forceinline__ u16 f2bf(float f) {
+  u32 u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40);
+  return (u16)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+// Any dtype <-> double, with the CPU's conversion rules (float -> int truncates and saturates,
+// NaN -> 0; int -> int wraps; anything nonzero -> true).
+__device__ double loadd(const void* p, int dt, i64 i) {
+  switch (dt) {
+    case 0: return ((const float*)p)[i];
+    case 1: return h2f(((const u16*)p)[i]);
+    case 2: return bf2f(((const u16*)p)[i]);
+    case 3: return ((const i8*)p)[i];
+    case 4: return ((const i16*)p)[i];
+    case 5: return ((const i32*)p)[i];
+    case 6: return ((const u8*)p)[i];
+    case 7: return ((const u16*)p)[i];
+    case 8: return ((const u32*)p)[i];
+    default: return ((const u8*)p)[i] != 0;
+  }
+}
+
+__device__ __forceinline__ i64 sat(double v, double lo, double hi) {
+  if (v != v) return 0;
+  return v <= lo ? (i64)lo : v >= hi ? (i64)hi : (i64)v;
+}
+
+__device__ void stored(void* p, int dt, i64 i, double v, int from_float) {
+  switch (dt) {
+    case 0: ((float*)p)[i] = (float)v; break;
+    case 1: ((u16*)p)[i] = f2h((float)v); break;
+    case 2: ((u16*)p)[i] = f2bf((float)v); break;
+    case 9: ((u8*)p)[i] = (v != 0 || v != v) ? 1 : 0; break;
+    default: {
+      i64 x;
+      if (from_float) {
+        const double lo[] = {-128.0, -32768.0, -2147483648.0, 0.0, 0.0, 0.0};
+        const double hi[] = {127.0, 32767.0, 2147483647.0, 255.0, 65535.0, 4294967295.0};
+        x = sat(v, lo[dt - 3], hi[dt - 3]);
+      } else {
+        x = (i64)v;
+      }
+      switch (dt) {
+        case 3: ((i8*)p)[i] = (i8)x; break;
+        case 4: ((i16*)p)[i] = (i16)x; break;
+        case 5: ((i32*)p)[i] = (i32)x; break;
+        case 6: ((u8*)p)[i] = (u8)x; break;
+        case 7: ((u16*)p)[i] = (u16)x; break;
+        default: ((u32*)p)[i] = (u32)x; break;
+      }
+    }
+  }
+}
+
+// Offsets of logical element `i` in up to four operands.
+__device__ __forceinline__ void offsets(const Layout& L, i64 i, int k, i64* off) {
+  if (L.ndim == 1) {  // the common case after axes are merged: no division
+    for (int j = 0; j < k; j++) off[j] = i * L.st[j][0];
+    return;
+  }
+  for (int j = 0; j < k; j++) off[j] = 0;
+  for (int d = (int)L.ndim - 1; d >= 0; d--) {
+    i64 n = L.shape[d];
+    i64 c = i % n;
+    i /= n;
+    for (int j = 0; j < k; j++) off[j] += c * L.st[j][d];
+  }
+}
+
+#define GRID_LOOP(n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
+
+__device__ __forceinline__ bool is_float(int dt) { return dt <= 2; }
+
+// Whether operand j of a one-axis layout is contiguous and 16-byte aligned (the float4 path).
+__device__ __forceinline__ bool dense4(const Layout& L, int j, const void* p) {
+  return L.ndim == 1 && L.st[j][0] == 1 && (((unsigned long long)p) & 15) == 0;
+}
+
+#define GRID_LOOP4(n4) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n4); i += (i64)gridDim.x * blockDim.x)
+
+// out = convert(in): astype, contiguous(), clone().
+extern "C" __global__ void bn_convert(Layout L, i64 n, void* out, int out_dt, const void* in, int in_dt) {
+  if (out_dt == 0 && in_dt == 0 && dense4(L, 0, out) && dense4(L, 1, in)) {  // f32 copy: 16 bytes a step
+    const i64 n4 = n / 4;
+    GRID_LOOP4(n4) ((float4*)out)[i] = ((const float4*)in)[i];
+    if (blockIdx.x == 0 && threadIdx.x < n - 4 * n4) ((float*)out)[4 * n4 + threadIdx.x] = ((const float*)in)[4 * n4 + threadIdx.x];
+    return;
+  }
+  GRID_LOOP(n) {
+    i64 off[2];
+    offsets(L, i, 2, off);
+    stored(out, out_dt, off[0], loadd(in, in_dt, off[1]), is_float(in_dt));
+  }
+}
+
+__device__ double ipow(double a, double b) {
+  i64 base = (i64)a, e = (i64)b;
+  if (e < 0) return base == 1 ? 1 : base == -1 ? ((e & 1) ? -1 : 1) : 0;
+  i64 r = 1;
+  while (e > 0) {
+    if (e & 1) r *= base;
+    base *= base;
+    e >>= 1;
+  }
+  return (double)r;
+}
+
+// Binary ops (codes of args.BinaryOp): add 0, sub 1, mul 2, div 3, pow 4, maximum 5, minimum 6,
+// eq 7, ne 8, lt 9, le 10, gt 11, ge 12. Operands in dtype `dt` (or scalars, flags bit 0 = a,
+// bit 1 = b); comparisons write bool. Floats compute in f32 (as the CPU kernels), integers in 64
+// bits and wrap on store.
+__device__ __forceinline__ float binf(int op, float x, float y) {
+  switch (op) {
+    case 0: return x + y;
+    case 1: return x - y;
+    case 2: return x * y;
+    case 3: return x / y;
+    case 4: return powf(x, y);
+    case 5: return (x != x || y != y) ? nanf_() : fmaxf(x, y);
+    default: return (x != x || y != y) ? nanf_() : fminf(x, y);
+  }
+}
+
+extern "C" __global__ void bn_binary(Layout L, i64 n, int op, int dt, void* out, int out_dt, const void* a, const void* b, int flags, double av, double bv) {
+  const bool fl = is_float(dt);
+  // f32 arithmetic over contiguous operands (or scalars): 16 bytes a step.
+  if (dt == 0 && out_dt == 0 && op <= 6 && dense4(L, 0, out) && ((flags & 1) || dense4(L, 1, a)) && ((flags & 2) || dense4(L, 2, b))) {
+    const i64 n4 = n / 4;
+    const float sa = (float)av, sb = (float)bv;
+    GRID_LOOP4(n4) {
+      float4 x = (flags & 1) ? make_float4(sa, sa, sa, sa) : ((const float4*)a)[i];
+      float4 y = (flags & 2) ? make_float4(sb, sb, sb, sb) : ((const float4*)b)[i];
+      ((float4*)out)[i] = make_float4(binf(op, x.x, y.x), binf(op, x.y, y.y), binf(op, x.z, y.z), binf(op, x.w, y.w));
+    }
+    if (blockIdx.x == 0 && threadIdx.x < n - 4 * n4) {
+      const i64 k = 4 * n4 + threadIdx.x;
+      ((float*)out)[k] = binf(op, (flags & 1) ? sa : ((const float*)a)[k], (flags & 2) ? sb : ((const float*)b)[k]);
+    }
+    return;
+  }
+  GRID_LOOP(n) {
+    i64 off[3];
+    offsets(L, i, 3, off);
+    double x = (flags & 1) ? av : loadd(a, dt, off[1]);
+    double y = (flags & 2) ? bv : loadd(b, dt, off[2]);
+    double r;
+    if (fl) {
+      float fx = (float)x, fy = (float)y, fr;
+      switch (op) {
+        case 0: fr = fx + fy; break;
+        case 1: fr = fx - fy; break;
+        case 2: fr = fx * fy; break;
+        case 3: fr = fx / fy; break;
+        case 4: fr = powf(fx, fy); break;
+        case 5: fr = (fx != fx || fy != fy) ? nanf_() : fmaxf(fx, fy); break;
+        case 6: fr = (fx != fx || fy != fy) ? nanf_() : fminf(fx, fy); break;
+        case 7: fr = fx == fy; break;
+        case 8: fr = fx != fy; break;
+        case 9: fr = fx < fy; break;
+        case 10: fr = fx <= fy; break;
+        case 11: fr = fx > fy; break;
+        default: fr = fx >= fy; break;
+      }
+      r = fr;
+    } else if (dt == 9) {  // bool: add = or, mul = and, maximum = or, minimum = and
+      bool p = x != 0, q = y != 0;
+      switch (op) {
+        case 0: case 5: r = p || q; break;
+        case 2: case 6: r = p && q; break;
+        case 7: r = p == q; break;
+        case 8: r = p != q; break;
+        case 9: r = p < q; break;
+        case 10: r = p <= q; break;
+        case 11: r = p > q; break;
+        default: r = p >= q; break;
+      }
+    } else {
+      i64 p = (i64)x, q = (i64)y;
+      switch (op) {
+        case 0: r = (double)(p + q); break;
+        case 1: r = (double)(p - q); break;
+        case 2: r = (double)(p * q); break;
+        case 3: r = x / y; break;
+        case 4: r = ipow(x, y); break;
+        case 5: r = p > q ? x : y; break;
+        case 6: r = p < q ? x : y; break;
+        case 7: r = p == q; break;
+        case 8: r = p != q; break;
+        case 9: r = p < q; break;
+        case 10: r = p <= q; break;
+        case 11: r = p > q; break;
+        default: r = p >= q; break;
+      }
+    }
+    stored(out, out_dt, off[0], r, 0);
+  }
+}
+
+__device__ __forceinline__ float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// Unary ops (codes of args.UnaryOp): neg 0, abs 1, exp 2, log 3, sqrt 4, rsqrt 5, sin 6, cos 7,
+// tanh 8, erf 9, floor 10, ceil 11, round 12 (half to even), sign 13, relu 14, gelu 15, gelu_tanh
+// 16, silu 17, sigmoid 18, clip 19 (p0, p1; NaN = no bound), relu_grad 20, gelu_grad 21,
+// gelu_tanh_grad 22, silu_grad 23, sigmoid_grad 24, tanh_grad 25.
+extern "C" __global__ void bn_unary(Layout L, i64 n, int op, int dt, void* out, const void* in, double p0, double p1) {
+  const bool fl = is_float(dt);
+  GRID_LOOP(n) {
+    i64 off[2];
+    offsets(L, i, 2, off);
+    double v = loadd(in, dt, off[1]);
+    double r;
+    if (!fl) {
+      i64 x = (i64)v;
+      switch (op) {
+        case 0: r = (double)(-x); break;
+        case 1: r = (double)(x < 0 ? -x : x); break;
+        case 13: r = x > 0 ? 1 : x < 0 ? -1 : 0; break;
+        case 14: r = x > 0 ? v : 0; break;
+        case 19: {
+          double t = v;
+          if (p0 == p0 && t < p0) t = p0;
+          if (p1 == p1 && t > p1) t = p1;
+          r = t;
+          break;
+        }
+        case 20: r = x > 0 ? 1 : 0; break;
+        default: r = v; break;  // floor, ceil, round of integers
+      }
+    } else {
+      float x = (float)v, y;
+      const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+      switch (op) {
+        case 0: y = -x; break;
+        case 1: y = fabsf(x); break;
+        case 2: y = expf(x); break;
+        case 3: y = logf(x); break;
+        case 4: y = sqrtf(x); break;
+        case 5: y = rsqrtf(x); break;
+        case 6: y = sinf(x); break;
+        case 7: y = cosf(x); break;
+        case 8: y = tanhf(x); break;
+        case 9: y = erff(x); break;
+        case 10: y = floorf(x); break;
+        case 11: y = ceilf(x); break;
+        case 12: y = rintf(x); break;
+        case 13: y = x > 0 ? 1.0f : x < 0 ? -1.0f : x; break;
+        case 14: y = x > 0 ? x : 0.0f; break;
+        case 15: y = 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); break;
+        case 16: y = 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x))); break;
+        case 17: y = x * sigm(x); break;
+        case 18: y = sigm(x); break;
+        case 19: {
+          y = x;
+          if (p0 == p0 && y < (float)p0) y = (float)p0;
+          if (p1 == p1 && y > (float)p1) y = (float)p1;
+          break;
+        }
+        case 20: y = x > 0 ? 1.0f : 0.0f; break;
+        case 21: y = 0.5f * (1.0f + erff(x * 0.7071067811865476f)) + x * 0.3989422804014327f * expf(-0.5f * x * x); break;
+        case 22: {
+          float u = k * (x + 0.044715f * x * x * x), t = tanhf(u);
+          y = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 0.134145f * x * x);
+          break;
+        }
+        case 23: {
+          float s = sigm(x);
+          y = s * (1.0f + x * (1.0f - s));
+          break;
+        }
+        case 24: {
+          float s = sigm(x);
+          y = s * (1.0f - s);
+          break;
+        }
+        default: {
+          float t = tanhf(x);
+          y = 1.0f - t * t;
+          break;
+        }
+      }
+      r = y;
+    }
+    stored(out, dt, off[0], r, 0);
+  }
+}
+
+// out = cond ? a : b (cond bool; a, b in `dt` or scalars: flags bit 0 = a, bit 1 = b).
+extern "C" __global__ void bn_where(Layout L, i64 n, int dt, void* out, const u8* cond, const void* a, const void* b, int flags, double av, double bv) {
+  GRID_LOOP(n) {
+    i64 off[4];
+    offsets(L, i, 4, off);
+    double v = cond[off[1]] ? ((flags & 1) ? av : loadd(a, dt, off[2])) : ((flags & 2) ? bv : loadd(b, dt, off[3]));
+    stored(out, dt, off[0], v, 0);
+  }
+}
