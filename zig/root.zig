@@ -526,6 +526,45 @@ export fn bn_cuda_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const
     return cudaLaunch(op, kf.i, kf.f, n, &params);
 }
 
+/// The CUDA form of bn_reduce (same codes and layout: kept axes first; 0 = out, 1 = in).
+export fn bn_cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, kept: u32, ndim: u32, ddof: f64) i32 {
+    const op = "reduce";
+    if (cudaDType(out_dtype, op) orelse cudaDType(in_dtype, op)) |st| return st;
+    if (op_code > 9) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
+    if (kept > ndim) return fail(.invalid_argument, "{s}: {d} kept axes of {d}", .{ op, kept, ndim });
+    var l: strided.Layout(2) = undefined;
+    if (readLayout(2, op, ndim, &l)) |st| return st;
+    if (ndim > 8) return fail(.shape, "{s}: {d} dimensions (CUDA kernels take at most 8)", .{ op, ndim });
+    var nk: usize = 1;
+    for (l.shape[0..kept]) |d| nk *= d;
+    var nr: usize = 1;
+    for (l.shape[kept..ndim]) |d| nr *= d;
+    if (nk == 0) return ok();
+    var cl: cuda.Layout = std.mem.zeroes(cuda.Layout);
+    cl.ndim = @intCast(ndim);
+    for (0..ndim) |d| {
+        cl.shape[d] = @intCast(l.shape[d]);
+        cl.st[0][d] = l.strides[0][d];
+        cl.st[1][d] = l.strides[1][d];
+    }
+    const kf = switch (cudaKernel(device, .reduce, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var kk: i64 = @intCast(kept);
+    var nkk: i64 = @intCast(nk);
+    var nrr: i64 = @intCast(nr);
+    var opc: c_int = @intCast(op_code);
+    var dcode: c_int = @intCast(in_dtype);
+    var o = out;
+    var od: c_int = @intCast(out_dtype);
+    var x = in;
+    var dd = ddof;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&kk), @ptrCast(&nkk), @ptrCast(&nrr), @ptrCast(&opc), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(&od), @ptrCast(@constCast(&x)), @ptrCast(&dd) };
+    if (cuda.launchBlocks(kf.i, kf.f, nk, &params)) |e| return fail(.internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, kf.i, cuda.errorName(e.code) });
+    return ok();
+}
+
 /// Waits for the work queued on CUDA device `device` (kernel errors surface here).
 export fn bn_cuda_synchronize(device: u32) i32 {
     const i = devices.cudaIndex(device) orelse return fail(.device, "synchronize: device index {d} is not a CUDA device", .{device});

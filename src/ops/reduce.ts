@@ -175,10 +175,17 @@ function reduce(op: OpName, t: Tensor, opts: unknown): Tensor {
         s0,
         order.map((a) => st[a]!),
       );
-      const outPtr = out._ptr(op);
-      // An empty input is never read: any valid address will do.
-      const inPtr = t._size > 0 ? t._ptr(op) : outPtr;
-      check(sym.bn_reduce(OP[op], outPtr, odt.code, inPtr, t._dt.code, kept.length, nd, o.ddof), op, describe(t));
+      const dev = out._s!.device;
+      if (dev !== 0) {
+        // The same descriptor, reduced by the CUDA kernel (zig/gpu/elementwise.cu).
+        const inAddr = t._size > 0 ? t._addr(op) : out._addr(op);
+        check(sym.bn_cuda_reduce(dev, OP[op], out._addr(op), odt.code, inAddr, t._dt.code, kept.length, nd, o.ddof), op, `${describe(t)} on ${out.device}`);
+      } else {
+        const outPtr = out._ptr(op);
+        // An empty input is never read: any valid address will do.
+        const inPtr = t._size > 0 ? t._ptr(op) : outPtr;
+        check(sym.bn_reduce(OP[op], outPtr, odt.code, inPtr, t._dt.code, kept.length, nd, o.ddof), op, describe(t));
+      }
     }
   } catch (e) {
     out.dispose();

@@ -261,8 +261,8 @@ pub const Layout = extern struct {
     st: [4][8]i64,
 };
 
-pub const Kernel = enum(u32) { convert, binary, unary, where };
-const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where" };
+pub const Kernel = enum(u32) { convert, binary, unary, where, reduce };
+const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce" };
 const source = @embedFile("elementwise.cu");
 
 var functions: [max_devices][kernel_names.len]?*anyopaque = @splat(@splat(null));
@@ -313,9 +313,14 @@ fn moduleFail(what: []const u8, r: CUresult) ?*anyopaque {
 /// Launches `f` over `n` elements (a grid-stride loop: up to 32 blocks of 256 per SM). `params`
 /// holds pointers to each kernel argument, in order.
 pub fn launch(i: usize, f: *anyopaque, n: usize, params: []?*anyopaque) ?Failure {
-    if (n == 0) return null;
+    return launchBlocks(i, f, (n + 255) / 256, params);
+}
+
+/// Launches `f` with up to `want` blocks of 256 threads (capped at 32 per SM; kernels loop).
+pub fn launchBlocks(i: usize, f: *anyopaque, want: usize, params: []?*anyopaque) ?Failure {
+    if (want == 0) return null;
     if (current(i)) |e| return e;
     const per_sm: usize = 32;
-    const blocks: usize = @max(1, @min((n + 255) / 256, @as(usize, @intCast(@max(infos[i].sm_count, 1))) * per_sm));
+    const blocks: usize = @max(1, @min(want, @as(usize, @intCast(@max(infos[i].sm_count, 1))) * per_sm));
     return check(api.cuLaunchKernel(f, @intCast(blocks), 1, 1, 256, 1, 1, 0, null, params.ptr, null));
 }

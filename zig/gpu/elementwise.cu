@@ -344,3 +344,182 @@ extern "C" __global__ void bn_where(Layout L, i64 n, int dt, void* out, const u8
     stored(out, dt, off[0], v, 0);
   }
 }
+
+// ---- reductions ---------------------------------------------------------------------------------
+// Layout: [kept axes..., reduced axes...]; operand 0 = out (stride 0 on reduced axes), 1 = in.
+// One block per output element (grid-stride over outputs), its threads stride over the reduced
+// elements and combine in shared memory. Codes of args.ReduceOp: sum 0, mean 1, prod 2, min 3,
+// max 4, argmin 5, argmax 6, var 7, std 8, logsumexp 9. Floats accumulate in f64; integer sums
+// and products in 64 bits, wrapped to the 32-bit output.
+
+#define RB 256
+
+__device__ __forceinline__ bool lt_first(double v, i64 i, double w, i64 j, bool want_max) {
+  // Whether (v, i) beats (w, j): NaN wins (the first NaN), then the larger (max) or smaller
+  // (min) value, ties to the smaller index.
+  bool vn = v != v, wn = w != w;
+  if (vn || wn) return vn && (!wn || i < j);
+  if (v == w) return i < j;
+  return want_max ? v > w : v < w;
+}
+
+__device__ double block_sum(double x, double* sh) {
+  sh[threadIdx.x] = x;
+  __syncthreads();
+  for (int s = RB / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+    __syncthreads();
+  }
+  double r = sh[0];
+  __syncthreads();
+  return r;
+}
+
+extern "C" __global__ void __launch_bounds__(RB) bn_reduce(Layout L, i64 kept, i64 nk, i64 nr, int op, int dt, void* out, int out_dt, const void* in, double ddof) {
+  __shared__ double sv[RB];
+  __shared__ i64 si[RB];
+  const bool fl = is_float(dt);
+  for (i64 o = blockIdx.x; o < nk; o += gridDim.x) {
+    i64 rem = o, ooff = 0, ibase = 0;
+    for (int d = (int)kept - 1; d >= 0; d--) {
+      i64 c = rem % L.shape[d];
+      rem /= L.shape[d];
+      ooff += c * L.st[0][d];
+      ibase += c * L.st[1][d];
+    }
+    // The input offset of reduced element r.
+#define ROFF(r, off)                                          \
+  {                                                           \
+    i64 q = (r);                                              \
+    off = ibase;                                              \
+    for (int d = (int)L.ndim - 1; d >= (int)kept; d--) {      \
+      i64 c = q % L.shape[d];                                 \
+      q /= L.shape[d];                                        \
+      off += c * L.st[1][d];                                  \
+    }                                                         \
+  }
+    double result;
+    if (op == 3 || op == 4 || op == 5 || op == 6) {  // min, max, argmin, argmax
+      const bool mx = op == 4 || op == 6;
+      double best = 0;
+      i64 bi = -1;
+      for (i64 r = threadIdx.x; r < nr; r += RB) {
+        i64 off;
+        ROFF(r, off);
+        double v = loadd(in, dt, off);
+        if (bi < 0 || lt_first(v, r, best, bi, mx)) {
+          best = v;
+          bi = r;
+        }
+      }
+      sv[threadIdx.x] = best;
+      si[threadIdx.x] = bi;
+      __syncthreads();
+      for (int s = RB / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+          i64 j = si[threadIdx.x + s];
+          if (j >= 0 && (si[threadIdx.x] < 0 || lt_first(sv[threadIdx.x + s], j, sv[threadIdx.x], si[threadIdx.x], mx))) {
+            sv[threadIdx.x] = sv[threadIdx.x + s];
+            si[threadIdx.x] = j;
+          }
+        }
+        __syncthreads();
+      }
+      result = (op == 5 || op == 6) ? (double)si[0] : sv[0];
+      __syncthreads();
+    } else if (!fl && (op == 0 || op == 2)) {  // integer sum / product, wrapping
+      long long acc = op == 0 ? 0 : 1;
+      for (i64 r = threadIdx.x; r < nr; r += RB) {
+        i64 off;
+        ROFF(r, off);
+        long long v = (long long)loadd(in, dt, off);
+        acc = op == 0 ? acc + v : acc * v;
+      }
+      si[threadIdx.x] = acc;
+      __syncthreads();
+      for (int s = RB / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) si[threadIdx.x] = op == 0 ? si[threadIdx.x] + si[threadIdx.x + s] : si[threadIdx.x] * si[threadIdx.x + s];
+        __syncthreads();
+      }
+      long long t = si[0];
+      result = out_dt == 8 ? (double)(u32)t : (double)(i32)t;
+      __syncthreads();
+    } else if (op == 2) {  // float product
+      double acc = 1;
+      for (i64 r = threadIdx.x; r < nr; r += RB) {
+        i64 off;
+        ROFF(r, off);
+        acc *= loadd(in, dt, off);
+      }
+      sv[threadIdx.x] = acc;
+      __syncthreads();
+      for (int s = RB / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) sv[threadIdx.x] *= sv[threadIdx.x + s];
+        __syncthreads();
+      }
+      result = sv[0];
+      __syncthreads();
+    } else if (op == 9) {  // logsumexp: max, then the sum of exp(x - max)
+      double m = -1.0 / 0.0;
+      bool nan = false;
+      for (i64 r = threadIdx.x; r < nr; r += RB) {
+        i64 off;
+        ROFF(r, off);
+        double v = loadd(in, dt, off);
+        if (v != v) nan = true;
+        else if (v > m) m = v;
+      }
+      sv[threadIdx.x] = nan ? 1.0 : 0.0;
+      __syncthreads();
+      for (int s = RB / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) sv[threadIdx.x] = fmax(sv[threadIdx.x], sv[threadIdx.x + s]);
+        __syncthreads();
+      }
+      const bool anynan = sv[0] > 0;
+      __syncthreads();
+      sv[threadIdx.x] = m;
+      __syncthreads();
+      for (int s = RB / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) sv[threadIdx.x] = fmax(sv[threadIdx.x], sv[threadIdx.x + s]);
+        __syncthreads();
+      }
+      const double mm = sv[0];
+      __syncthreads();
+      double acc = 0;
+      if (mm > -1.0 / 0.0 && mm < 1.0 / 0.0) {
+        for (i64 r = threadIdx.x; r < nr; r += RB) {
+          i64 off;
+          ROFF(r, off);
+          acc += exp(loadd(in, dt, off) - mm);
+        }
+      }
+      double total = block_sum(acc, sv);
+      result = anynan ? 0.0 / 0.0 : (mm > -1.0 / 0.0 && mm < 1.0 / 0.0) ? mm + log(total) : mm;
+    } else {  // sum, mean, var, std (two passes)
+      double acc = 0;
+      for (i64 r = threadIdx.x; r < nr; r += RB) {
+        i64 off;
+        ROFF(r, off);
+        acc += loadd(in, dt, off);
+      }
+      double total = block_sum(acc, sv);
+      if (op == 0) result = total;
+      else if (op == 1) result = total / (double)nr;
+      else {
+        const double mean = total / (double)nr;
+        double sq = 0;
+        for (i64 r = threadIdx.x; r < nr; r += RB) {
+          i64 off;
+          ROFF(r, off);
+          double d = loadd(in, dt, off) - mean;
+          sq += d * d;
+        }
+        double ss = block_sum(sq, sv);
+        double var = (double)nr - ddof > 0 ? ss / ((double)nr - ddof) : 0.0 / 0.0;
+        result = op == 7 ? var : sqrt(var);
+      }
+    }
+#undef ROFF
+    if (threadIdx.x == 0) stored(out, out_dt, ooff, result, 0);
+  }
+}
