@@ -1,5 +1,6 @@
 // GPU (the CUDA issue, first parts): host→device, device→host and the round trip of 1 MiB and
-// 256 MiB f32 tensors, and on the device an f32 add and a copy of 256 MiB, beside PyTorch on the
+// 256 MiB f32 tensors, and on the device an f32 add and a copy of 256 MiB and a softmax over the
+// rows of an 8192 x 8192 f32 matrix, beside PyTorch on the
 // same card in the same run (bench/peers/torch_gpu.py; pageable host memory on both sides).
 // Every timed call returns after the work completed (device synchronised). On a machine without
 // a CUDA device it says so and exits.
@@ -36,7 +37,8 @@ for (const n of SIZES) {
 const N = 256 << 20;
 const ea = bn.ones([N / 4], { device: "cuda" });
 const eb = bn.ones([N / 4], { device: "cuda" });
-const EW = { add: "bn add 256 MiB (f32, on device)", copy: "bn clone 256 MiB (on device)" };
+const EW = { add: "bn add 256 MiB (f32, on device)", copy: "bn clone 256 MiB (on device)", softmax: "bn softmax [8192, 8192] f32 (on device)" };
+const sx = bn.randn([8192, 8192], { seed: 1, device: "cuda" });
 group("elementwise on the device", () => {
   bench(EW.add, () => {
     bn.add(ea, eb).dispose();
@@ -44,6 +46,10 @@ group("elementwise on the device", () => {
   });
   bench(EW.copy, () => {
     ea.clone().dispose();
+    bn.synchronize("cuda");
+  });
+  bench(EW.softmax, () => {
+    bn.softmax(sx).dispose();
     bn.synchronize("cuda");
   });
 });
@@ -62,9 +68,10 @@ else {
       map[ours] = name;
     }
   }
-  for (const [k, ours] of [["add", EW.add], ["copy", EW.copy]] as const) {
-    const name = `torch ${k} 256 MiB (on device)`;
-    rows.push({ name, p50: peer[`${k}_${N}`] * 1e9, avg: peer[`${k}_${N}`] * 1e9 });
+  for (const [k, ours] of [["add", EW.add], ["copy", EW.copy], ["softmax", EW.softmax]] as const) {
+    const name = k === "softmax" ? "torch softmax [8192, 8192] f32 (on device)" : `torch ${k} 256 MiB (on device)`;
+    const sec = k === "softmax" ? peer.softmax_8192 : peer[`${k}_${N}`];
+    rows.push({ name, p50: sec * 1e9, avg: sec * 1e9 });
     map[ours] = name;
   }
 }
@@ -73,6 +80,6 @@ console.log("");
 for (const r of rows) {
   const n = r.name.includes("256 MiB") ? 256 << 20 : 1 << 20;
   // Bytes moved: a round trip crosses twice; on the device add reads 2 and writes 1, a copy reads 1 and writes 1.
-  const bytes = r.name.includes("round trip") ? 2 * n : r.name.includes(" add ") ? 3 * n : r.name.includes("clone") || r.name.includes("copy") ? 2 * n : n;
+  const bytes = r.name.includes("softmax") ? 2 * 8192 * 8192 * 4 : r.name.includes("round trip") ? 2 * n : r.name.includes(" add ") ? 3 * n : r.name.includes("clone") || r.name.includes("copy") ? 2 * n : n;
   console.log(`${r.name}: ${(bytes / r.p50).toFixed(2)} GB/s`);
 }

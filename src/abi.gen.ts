@@ -78,6 +78,8 @@ export const symbols = {
   bn_cuda_unary: { args: ["u32", "u32", "u32", "ptr", "ptr", "f64", "f64", "u32"], returns: "i32" },
   bn_cuda_where: { args: ["u32", "u32", "ptr", "ptr", "ptr", "ptr", "u32", "f64", "f64", "u32"], returns: "i32" },
   bn_cuda_reduce: { args: ["u32", "u32", "ptr", "u32", "ptr", "u32", "u32", "u32", "f64"], returns: "i32" },
+  bn_cuda_softmax: { args: ["u32", "ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
+  bn_cuda_norm: { args: ["u32", "u32", "ptr", "ptr", "u32", "ptr", "ptr", "u32", "f64", "u32"], returns: "i32" },
   bn_cuda_synchronize: { args: ["u32"], returns: "i32" },
   bn_copy: { args: ["ptr", "u32", "ptr", "u32", "u32"], returns: "i32" },
   bn_fill: { args: ["ptr", "u32", "f64", "f64"], returns: "i32" },

@@ -207,11 +207,44 @@ describe("CUDA present", () => {
     expect(bs.item()).toBe(1 << 20);
   });
 
+  test.if(present)("softmax, logSoftmax, layerNorm and rmsNorm run on the GPU and match the CPU", () => {
+    using a = bn.randn([4, 6, 300], { seed: 4, std: 3 });
+    using ga = a.to("cuda");
+    using w = bn.randn([300], { seed: 5 });
+    using b = bn.randn([300], { seed: 6 });
+    using gw = w.to("cuda");
+    using gb = b.to("cuda");
+    const cases: [string, bn.Tensor, bn.Tensor][] = [];
+    for (const axis of [-1, 1, 0]) {
+      cases.push([`softmax ${axis}`, bn.softmax(a, { axis }), bn.softmax(ga, { axis })]);
+      cases.push([`logSoftmax ${axis}`, bn.logSoftmax(a, { axis }), bn.logSoftmax(ga, { axis })]);
+    }
+    cases.push(["layerNorm", bn.layerNorm(a, { weight: w, bias: b }), bn.layerNorm(ga, { weight: gw, bias: gb })]);
+    cases.push(["rmsNorm", bn.rmsNorm(a, { weight: w }), bn.rmsNorm(ga, { weight: gw })]);
+    using at = a.transpose(1, 2);
+    using gt = ga.transpose(1, 2);
+    cases.push(["rmsNorm strided", bn.rmsNorm(at), bn.rmsNorm(gt)]);
+    for (const [name, c, g] of cases) {
+      expect(g.device).toBe("cuda");
+      const gv = vals(g);
+      vals(c).forEach((v, i) => {
+        if (Math.abs(gv[i]! - v) > 5e-6 * (1 + Math.abs(v))) throw new Error(`${name} [${i}]: ${gv[i]} vs ${v}`);
+      });
+      c.dispose();
+      g.dispose();
+    }
+    using inf = bn.tensor([[1, Number.POSITIVE_INFINITY], [1, 2]]).to("cuda");
+    using sm = bn.softmax(inf);
+    const r = sm.toArray() as number[][];
+    expect(r[0]!.every(Number.isNaN)).toBe(true);
+    expect(r[1]![0]! + r[1]![1]!).toBeCloseTo(1, 6);
+  });
+
   test.if(present)("ops without GPU kernels yet refuse GPU tensors; mixing devices is an error", () => {
     using c = bn.ones([4]);
     using g = bn.ones([4], { device: "cuda" });
-    expect(() => bn.softmax(g)).toThrow(bn.DeviceError);
-    expect(() => bn.softmax(g)).toThrow(/softmax does not run on cuda yet/);
+    expect(() => bn.matmul(g, g)).toThrow(bn.DeviceError);
+    expect(() => bn.matmul(g, g)).toThrow(/matmul does not run on cuda yet/);
     expect(() => bn.add(c, g)).toThrow(bn.DeviceError);
     expect(() => g.data).toThrow(/not addressable from JS/);
   });

@@ -565,6 +565,74 @@ export fn bn_cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype:
     return ok();
 }
 
+/// A row layout for the CUDA row kernels: the axis they run along stays last (no merging).
+fn cudaRowLayout(l: *const strided.Layout(2), op: []const u8, out: *cuda.Layout, rows: *usize) ?i32 {
+    if (l.ndim == 0 or l.ndim > 8) return fail(.shape, "{s}: {d} dimensions (CUDA row kernels take 1 to 8)", .{ op, l.ndim });
+    out.* = std.mem.zeroes(cuda.Layout);
+    out.ndim = @intCast(l.ndim);
+    rows.* = 1;
+    for (0..l.ndim) |d| {
+        out.shape[d] = @intCast(l.shape[d]);
+        out.st[0][d] = l.strides[0][d];
+        out.st[1][d] = l.strides[1][d];
+        if (d + 1 < l.ndim) rows.* *= l.shape[d];
+    }
+    return null;
+}
+
+/// The CUDA form of bn_softmax (the axis is the layout's last; 0 = out, 1 = in).
+export fn bn_cuda_softmax(device: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, log: u32, ndim: u32) i32 {
+    const op = "softmax";
+    if (cudaDType(dtype, op)) |st| return st;
+    var l: strided.Layout(2) = undefined;
+    if (readLayout(2, op, ndim, &l)) |st| return st;
+    if (l.size() == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    var rows: usize = 0;
+    if (cudaRowLayout(&l, op, &cl, &rows)) |st| return st;
+    const kf = switch (cudaKernel(device, .softmax, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nrows: i64 = @intCast(rows);
+    var lg: c_int = @intCast(log);
+    var dcode: c_int = @intCast(dtype);
+    var o = out;
+    var x = in;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nrows), @ptrCast(&lg), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&x)) };
+    if (cuda.launchBlocks(kf.i, kf.f, rows, &params)) |e| return fail(.internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, kf.i, cuda.errorName(e.code) });
+    return ok();
+}
+
+/// The CUDA form of bn_norm (kind 0 layer, 1 rms, over the last axis; weight/bias may be null).
+export fn bn_cuda_norm(device: u32, kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, weight: ?*const anyopaque, bias: ?*const anyopaque, wb_dtype: u32, eps: f64, ndim: u32) i32 {
+    const op = "norm";
+    if (kind > 1) return fail(.invalid_argument, "{s}: unknown kind {d}", .{ op, kind });
+    if (cudaDType(dtype, op) orelse cudaDType(wb_dtype, op)) |st| return st;
+    var l: strided.Layout(2) = undefined;
+    if (readLayout(2, op, ndim, &l)) |st| return st;
+    if (l.size() == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    var rows: usize = 0;
+    if (cudaRowLayout(&l, op, &cl, &rows)) |st| return st;
+    const kf = switch (cudaKernel(device, .norm, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nrows: i64 = @intCast(rows);
+    var kd: c_int = @intCast(kind);
+    var dcode: c_int = @intCast(dtype);
+    var o = out;
+    var x = in;
+    var w = weight;
+    var b = bias;
+    var wd: c_int = @intCast(wb_dtype);
+    var e = eps;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nrows), @ptrCast(&kd), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&x)), @ptrCast(@constCast(&w)), @ptrCast(@constCast(&b)), @ptrCast(&wd), @ptrCast(&e) };
+    if (cuda.launchBlocks(kf.i, kf.f, rows, &params)) |err| return fail(.internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, kf.i, cuda.errorName(err.code) });
+    return ok();
+}
+
 /// Waits for the work queued on CUDA device `device` (kernel errors surface here).
 export fn bn_cuda_synchronize(device: u32) i32 {
     const i = devices.cudaIndex(device) orelse return fail(.device, "synchronize: device index {d} is not a CUDA device", .{device});

@@ -45,4 +45,6 @@ for n in json.loads(sys.argv[1]):
         h = g.clone()
         out[f"add_{n}"] = median(lambda: g + h, reps)
         out[f"copy_{n}"] = median(lambda: g.clone(), reps)
+sx = torch.randn(8192, 8192, device="cuda")
+out["softmax_8192"] = median(lambda: torch.softmax(sx, dim=-1), 20)
 print(json.dumps(out))

@@ -90,7 +90,9 @@ function softmaxImpl(x: Tensor, opts: SoftmaxOptions | undefined, log: boolean, 
     l0.push(ost[ax]!);
     l1.push(ist[ax]!);
     putLayout(ls, l0, l1);
-    check(sym.bn_softmax(out._ptr(op), t._ptr(op), t._dt.code, log ? 1 : 0, nd), op, `${t._dt.name} ${fmtShape(shape)}, axis ${ax}`);
+    const dev = out._s!.device;
+    if (dev !== 0) check(sym.bn_cuda_softmax(dev, out._addr(op), t._addr(op), t._dt.code, log ? 1 : 0, nd), op, `${t._dt.name} ${fmtShape(shape)}, axis ${ax} on ${out.device}`);
+    else check(sym.bn_softmax(out._ptr(op), t._ptr(op), t._dt.code, log ? 1 : 0, nd), op, `${t._dt.name} ${fmtShape(shape)}, axis ${ax}`);
   } catch (e) {
     out.dispose();
     throw e;
@@ -167,9 +169,15 @@ function normImpl(x: Tensor, kind: 0 | 1, weight: unknown, bias: unknown, eps: n
     if (t._size === 0) return out;
     try {
       putLayout(shape, contiguousStrides(shape), t._st());
-      const wp = w ? w._ptr(op) : null;
-      const bp = b ? b._ptr(op) : null;
-      check(sym.bn_norm(kind, out._ptr(op), t._ptr(op), t._dt.code, wp, bp, dtypeInfo(wbd.name).code, eps, nd), op, `${t._dt.name} ${fmtShape(shape)}`);
+      const dev = out._s!.device;
+      if (dev !== 0) {
+        const st = sym.bn_cuda_norm(dev, kind, out._addr(op), t._addr(op), t._dt.code, w ? w._addr(op) : null, b ? b._addr(op) : null, dtypeInfo(wbd.name).code, eps, nd);
+        check(st, op, `${t._dt.name} ${fmtShape(shape)} on ${out.device}`);
+      } else {
+        const wp = w ? w._ptr(op) : null;
+        const bp = b ? b._ptr(op) : null;
+        check(sym.bn_norm(kind, out._ptr(op), t._ptr(op), t._dt.code, wp, bp, dtypeInfo(wbd.name).code, eps, nd), op, `${t._dt.name} ${fmtShape(shape)}`);
+      }
     } catch (e) {
       out.dispose();
       throw e;

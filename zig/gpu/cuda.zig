@@ -2,8 +2,9 @@
 //! (`libcuda.so.1`) on first use and never linked, so the same library loads on machines with no
 //! GPU. What is here: device discovery and properties, one primary context per device, device
 //! memory for the pools (zig/pool.zig over `Backing(i)`), copies between host and device and
-//! between devices, memset, and the elementwise kernels (elementwise.cu, compiled by NVRTC for
-//! the device on first use, then launched over a strided-layout descriptor).
+//! between devices, memset, and the kernels (elementwise.cu: elementwise ops and reductions;
+//! nn.cu: softmax and norms), compiled by NVRTC for the device on first use and launched over
+//! the strided-layout descriptor the CPU kernels read.
 //!
 //! Every function that talks to the driver makes the device's primary context current on the
 //! calling thread first (cheap when it already is), so any thread may call in.
@@ -261,9 +262,11 @@ pub const Layout = extern struct {
     st: [4][8]i64,
 };
 
-pub const Kernel = enum(u32) { convert, binary, unary, where, reduce };
-const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce" };
-const source = @embedFile("elementwise.cu");
+pub const Kernel = enum(u32) { convert, binary, unary, where, reduce, softmax, norm };
+const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce", "bn_softmax", "bn_norm" };
+/// One NVRTC program: the elementwise and reduction kernels, then the row kernels (nn.cu uses
+/// elementwise.cu's helpers).
+const source: [*:0]const u8 = @ptrCast(@embedFile("elementwise.cu") ++ @embedFile("nn.cu") ++ "\x00");
 
 var functions: [max_devices][kernel_names.len]?*anyopaque = @splat(@splat(null));
 var compiled: [max_devices]bool = @splat(false);
@@ -289,7 +292,7 @@ pub fn function(i: usize, k: Kernel) ?*anyopaque {
             return null;
         }
         const cc = infos[i].cc_major * 10 + infos[i].cc_minor;
-        const bin = nvrtc.compile(std.heap.c_allocator, source, "elementwise.cu", cc, &log_buf, &log_len) orelse return null;
+        const bin = nvrtc.compile(std.heap.c_allocator, source, "bitnet_kernels.cu", cc, &log_buf, &log_len) orelse return null;
         defer std.heap.c_allocator.free(bin);
         if (current(i)) |f| return moduleFail("cuCtxSetCurrent", f.code);
         var module: ?*anyopaque = null;
