@@ -36,7 +36,9 @@ if [ ! -x "$cache/bun-$BUN_VERSION/package/bin/bun" ]; then
   mkdir -p "$cache/bun-$BUN_VERSION"
   (cd "$cache/bun-$BUN_VERSION" && npm pack --silent "@oven/bun-linux-aarch64@$BUN_VERSION" >/dev/null && tar xzf ./*.tgz)
 fi
-python3 -m ziglang build -Dtarget=aarch64-linux-gnu.2.28 -p "$cache/lib" >/dev/null 2>&1 || { echo "arm64: cross build failed"; exit 1; }
+blog=$(mktemp)
+python3 -m ziglang build -Dtarget=aarch64-linux-gnu.2.28 -p "$cache/lib" >"$blog" 2>&1 || { echo "arm64: cross build failed:"; tail -30 "$blog"; rm -f "$blog"; exit 1; }
+rm -f "$blog"
 # Tests that spawn other processes (load, package, readme, and one in reduce: BITNET_EMULATED
 # skips it, saying so) need the host's Bun: those run natively.
 files=(test/creation.test.ts test/views.test.ts test/dtype.test.ts test/random.test.ts test/format.test.ts test/memory.test.ts test/device.test.ts test/elementwise.test.ts test/reduce.test.ts test/nn.test.ts test/ternary.test.ts test/quant_int8.test.ts)
