@@ -2,7 +2,7 @@
 // Generates src/abi.gen.ts from the Zig side, so the two halves of the door cannot drift:
 //   - every `export fn` of zig/root.zig becomes a bun:ffi symbol declaration,
 //   - zig/status.zig's Status enum, zig/cpu/dtype.zig's DType enum, zig/cpu/features.zig's Level
-//     enum and root.zig's `abi_version` and mailbox slots are copied as constants.
+//     enum, root.zig's `abi_version` and door.zig's mailbox slots are copied as constants.
 // `bun scripts/gen-abi.ts` writes the file; `--check` exits 1 when the file is stale (a test runs it).
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -56,10 +56,11 @@ export function generate(): string {
   const rootSrc = read("zig/root.zig");
   const exports = parseExports(rootSrc);
   const abi = /pub const abi_version: u32 = (\d+);/.exec(rootSrc)?.[1];
-  const stage = /pub const stage_len = (\d+);/.exec(rootSrc)?.[1];
-  if (!stage) throw new Error("stage_len not found in zig/root.zig");
+  const doorSrc = read("zig/door.zig");
+  const stage = /pub const stage_len = (\d+);/.exec(doorSrc)?.[1];
+  if (!stage) throw new Error("stage_len not found in zig/door.zig");
   if (!abi) throw new Error("abi_version not found in zig/root.zig");
-  const mbBlock = /pub const mb = struct \{([\s\S]*?)\n\};/.exec(rootSrc)?.[1] ?? "";
+  const mbBlock = /pub const mb = struct \{([\s\S]*?)\n\};/.exec(doorSrc)?.[1] ?? "";
   const slots = [...mbBlock.matchAll(/pub const (\w+) = (\d+);/g)].map((m) => [m[1]!, Number(m[2])] as const);
   const status = parseEnum(read("zig/status.zig"), "Status");
   const dtypes = parseEnum(read("zig/cpu/dtype.zig"), "DType");
@@ -86,7 +87,7 @@ export const DTypeCode = ${obj(dtypes)};
 /** SIMD levels (zig/cpu/features.zig). */
 export const SimdLevel = ${obj(levels)};
 
-/** f64 slot indices of the per-thread mailbox (zig/root.zig \`mb\`). */
+/** f64 slot indices of the per-thread mailbox (zig/door.zig \`mb\`). */
 export const MB = ${obj(slots)};
 
 /** bun:ffi declarations of every export of zig/root.zig. */

@@ -45,7 +45,7 @@ export const SimdLevel = {
   neon: 4,
 } as const;
 
-/** f64 slot indices of the per-thread mailbox (zig/root.zig `mb`). */
+/** f64 slot indices of the per-thread mailbox (zig/door.zig `mb`). */
 export const MB = {
   out: 0,
   msg_len: 7,

@@ -1,0 +1,307 @@
+//! Bodies of the CUDA exports of zig/root.zig (which keeps the signatures and their
+//! documentation): device queries, copies and the NVRTC kernels' launches. Layouts are read
+//! from the mailbox exactly as the CPU exports read them.
+const std = @import("std");
+const Status = @import("../status.zig").Status;
+const dt = @import("../cpu/dtype.zig");
+const strided = @import("../cpu/strided.zig");
+const args_mod = @import("../cpu/args.zig");
+const devices = @import("../devices.zig");
+const cuda = @import("cuda.zig");
+const DType = dt.DType;
+const door = @import("../door.zig");
+const fail = door.fail;
+const ok = door.ok;
+const okMessage = door.okMessage;
+const mailbox = door.mailbox;
+const mb = door.mb;
+const count = door.count;
+const finite = door.finite;
+const dtypeArg = door.dtypeArg;
+const dtypeOr = door.dtypeOr;
+const readLayout = door.readLayout;
+const isTensorFloat = door.isTensorFloat;
+const getEngine = door.getEngine;
+const Engine = door.Engine;
+
+/// The CUDA kernel `k` of engine device `device` and its index, or an error status.
+pub fn cudaKernel(device: u32, k: cuda.Kernel, op: []const u8) union(enum) { ok: struct { i: usize, f: *anyopaque }, err: i32 } {
+    const i = devices.cudaIndex(device) orelse return .{ .err = fail(.device, "{s}: device index {d} is not a CUDA device", .{ op, device }) };
+    if (i >= cuda.deviceCount()) return .{ .err = fail(.device, "{s}: cuda:{d} is not present", .{ op, i }) };
+    const f = cuda.function(i, k) orelse return .{ .err = fail(.unsupported, "{s}: the CUDA kernels could not be built: {s}", .{ op, cuda.kernelError() }) };
+    return .{ .ok = .{ .i = i, .f = f } };
+}
+
+/// The kernels' layout descriptor from a checked strided layout (axes merged first; at most 8).
+pub fn cudaLayout(comptime k: usize, l: *strided.Layout(k), op: []const u8, out: *cuda.Layout) ?i32 {
+    l.coalesce();
+    if (l.ndim > 8) return fail(.shape, "{s}: {d} dimensions that cannot be merged (CUDA kernels take at most 8)", .{ op, l.ndim });
+    out.* = std.mem.zeroes(cuda.Layout);
+    out.ndim = @intCast(l.ndim);
+    for (0..l.ndim) |d| {
+        out.shape[d] = @intCast(l.shape[d]);
+        inline for (0..k) |o| out.st[o][d] = l.strides[o][d];
+    }
+    return null;
+}
+
+pub fn cudaLaunch(op: []const u8, i: usize, f: *anyopaque, n: usize, params: []?*anyopaque) i32 {
+    if (cuda.launch(i, f, n, params)) |e| return fail(if (e.code == 2) .out_of_memory else .internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
+    return ok();
+}
+
+pub fn cudaDType(code: u32, op: []const u8) ?i32 {
+    const d = dtypeArg(code) orelse return fail(.dtype, "{s}: unknown dtype code {d}", .{ op, code });
+    if (d == .f64) return fail(.dtype, "{s}: f64 is not a tensor dtype", .{op});
+    return null;
+}
+
+/// A row layout for the CUDA row kernels: the axis they run along stays last (no merging).
+pub fn cudaRowLayout(l: *const strided.Layout(2), op: []const u8, out: *cuda.Layout, rows: *usize) ?i32 {
+    if (l.ndim == 0 or l.ndim > 8) return fail(.shape, "{s}: {d} dimensions (CUDA row kernels take 1 to 8)", .{ op, l.ndim });
+    out.* = std.mem.zeroes(cuda.Layout);
+    out.ndim = @intCast(l.ndim);
+    rows.* = 1;
+    for (0..l.ndim) |d| {
+        out.shape[d] = @intCast(l.shape[d]);
+        out.st[0][d] = l.strides[0][d];
+        out.st[1][d] = l.strides[1][d];
+        if (d + 1 < l.ndim) rows.* *= l.shape[d];
+    }
+    return null;
+}
+
+pub fn cuda_info(index: i32) i32 {
+    const m = mailbox();
+    if (index < 0) {
+        m.f[mb.info] = @floatFromInt(cuda.deviceCount());
+        m.f[mb.info + 1] = @floatFromInt(cuda.driverVersion());
+        return okMessage("{s}", .{cuda.absenceReason()});
+    }
+    const i: usize = @intCast(index);
+    const inf = cuda.info(i) orelse return fail(.device, "cuda:{d} is not present ({d} CUDA devices)", .{ i, cuda.deviceCount() });
+    var free: usize = 0;
+    var total: usize = 0;
+    if (cuda.memInfo(i, &free, &total)) |f| return fail(.device, "cuda:{d}: cuMemGetInfo failed: {s}", .{ i, cuda.errorName(f.code) });
+    const rec = [_]f64{
+        @floatFromInt(inf.cc_major),   @floatFromInt(inf.cc_minor),      @floatFromInt(inf.sm_count),
+        @floatFromInt(inf.l2_bytes),   @floatFromInt(inf.clock_khz),     @floatFromInt(inf.mem_bus_bits),
+        @floatFromInt(inf.mem_clock_khz), @floatFromInt(inf.total_mem), @floatFromInt(free),
+    };
+    @memcpy(m.f[mb.info..][0..rec.len], &rec);
+    return okMessage("{s}", .{inf.name[0..inf.name_len]});
+}
+
+pub fn memcpy(dst_dev: u32, dst: ?*anyopaque, src_dev: u32, src: ?*const anyopaque, nbytes: f64) i32 {
+    const n = count(nbytes) orelse return fail(.invalid_argument, "memcpy: invalid byte count {d}", .{nbytes});
+    if (n == 0) return ok();
+    const d = dst orelse return fail(.invalid_argument, "memcpy: null destination", .{});
+    const s = src orelse return fail(.invalid_argument, "memcpy: null source", .{});
+    const di = devices.cudaIndex(dst_dev);
+    const si = devices.cudaIndex(src_dev);
+    if ((dst_dev != 0 and di == null) or (src_dev != 0 and si == null)) return fail(.device, "memcpy: unknown device index {d} or {d}", .{ dst_dev, src_dev });
+    if ((di != null and di.? >= cuda.deviceCount()) or (si != null and si.? >= cuda.deviceCount())) return fail(.device, "memcpy: cuda device not present", .{});
+    const r: ?cuda.Failure = if (di == null and si == null) blk: {
+        @memcpy(@as([*]u8, @ptrCast(d))[0..n], @as([*]const u8, @ptrCast(s))[0..n]);
+        break :blk null;
+    } else if (si == null) cuda.copyHtoD(di.?, @intFromPtr(d), s, n) else if (di == null) cuda.copyDtoH(si.?, d, @intFromPtr(s), n) else cuda.copyDtoD(di.?, @intFromPtr(d), si.?, @intFromPtr(s), n);
+    if (r) |f| return fail(if (f.code == 2) .out_of_memory else .internal, "memcpy: {d} bytes from device {d} to device {d}: {s}", .{ n, src_dev, dst_dev, cuda.errorName(f.code) });
+    return ok();
+}
+
+pub fn cuda_convert(device: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
+    const op = "astype";
+    if (cudaDType(out_dtype, op) orelse cudaDType(in_dtype, op)) |st| return st;
+    var l: strided.Layout(2) = undefined;
+    if (readLayout(2, op, ndim, &l)) |st| return st;
+    const n = l.size();
+    if (n == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    if (cudaLayout(2, &l, op, &cl)) |st| return st;
+    const kf = switch (cudaKernel(device, .convert, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nn: i64 = @intCast(n);
+    var o = out;
+    var od: c_int = @intCast(out_dtype);
+    var x = in;
+    var xd: c_int = @intCast(in_dtype);
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&o), @ptrCast(&od), @ptrCast(@constCast(&x)), @ptrCast(&xd) };
+    return cudaLaunch(op, kf.i, kf.f, n, &params);
+}
+
+pub fn cuda_binary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
+    const op = "binary";
+    if (cudaDType(dtype, op) orelse cudaDType(out_dtype, op)) |st| return st;
+    if (op_code > 12) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
+    var l: strided.Layout(3) = undefined;
+    if (readLayout(3, op, ndim, &l)) |st| return st;
+    const n = l.size();
+    if (n == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    if (cudaLayout(3, &l, op, &cl)) |st| return st;
+    const kf = switch (cudaKernel(device, .binary, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nn: i64 = @intCast(n);
+    var opc: c_int = @intCast(op_code);
+    var dcode: c_int = @intCast(dtype);
+    var o = out;
+    var od: c_int = @intCast(out_dtype);
+    var pa = a;
+    var pb = b;
+    var fl: c_int = @intCast(flags);
+    var va = av;
+    var vb = bv;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&opc), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(&od), @ptrCast(@constCast(&pa)), @ptrCast(@constCast(&pb)), @ptrCast(&fl), @ptrCast(&va), @ptrCast(&vb) };
+    return cudaLaunch(op, kf.i, kf.f, n, &params);
+}
+
+pub fn cuda_unary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, in: ?*const anyopaque, p0: f64, p1: f64, ndim: u32) i32 {
+    const op = "unary";
+    if (cudaDType(dtype, op)) |st| return st;
+    if (op_code > 25) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
+    var l: strided.Layout(2) = undefined;
+    if (readLayout(2, op, ndim, &l)) |st| return st;
+    const n = l.size();
+    if (n == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    if (cudaLayout(2, &l, op, &cl)) |st| return st;
+    const kf = switch (cudaKernel(device, .unary, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nn: i64 = @intCast(n);
+    var opc: c_int = @intCast(op_code);
+    var dcode: c_int = @intCast(dtype);
+    var o = out;
+    var x = in;
+    var q0 = p0;
+    var q1 = p1;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&opc), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&x)), @ptrCast(&q0), @ptrCast(&q1) };
+    return cudaLaunch(op, kf.i, kf.f, n, &params);
+}
+
+pub fn cuda_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const anyopaque, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
+    const op = "where";
+    if (cudaDType(dtype, op)) |st| return st;
+    var l: strided.Layout(4) = undefined;
+    if (readLayout(4, op, ndim, &l)) |st| return st;
+    const n = l.size();
+    if (n == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    if (cudaLayout(4, &l, op, &cl)) |st| return st;
+    const kf = switch (cudaKernel(device, .where, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nn: i64 = @intCast(n);
+    var dcode: c_int = @intCast(dtype);
+    var o = out;
+    var c = cond;
+    var pa = a;
+    var pb = b;
+    var fl: c_int = @intCast(flags);
+    var va = av;
+    var vb = bv;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&c)), @ptrCast(@constCast(&pa)), @ptrCast(@constCast(&pb)), @ptrCast(&fl), @ptrCast(&va), @ptrCast(&vb) };
+    return cudaLaunch(op, kf.i, kf.f, n, &params);
+}
+
+pub fn cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, kept: u32, ndim: u32, ddof: f64) i32 {
+    const op = "reduce";
+    if (cudaDType(out_dtype, op) orelse cudaDType(in_dtype, op)) |st| return st;
+    if (op_code > 9) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
+    if (kept > ndim) return fail(.invalid_argument, "{s}: {d} kept axes of {d}", .{ op, kept, ndim });
+    var l: strided.Layout(2) = undefined;
+    if (readLayout(2, op, ndim, &l)) |st| return st;
+    if (ndim > 8) return fail(.shape, "{s}: {d} dimensions (CUDA kernels take at most 8)", .{ op, ndim });
+    var nk: usize = 1;
+    for (l.shape[0..kept]) |d| nk *= d;
+    var nr: usize = 1;
+    for (l.shape[kept..ndim]) |d| nr *= d;
+    if (nk == 0) return ok();
+    var cl: cuda.Layout = std.mem.zeroes(cuda.Layout);
+    cl.ndim = @intCast(ndim);
+    for (0..ndim) |d| {
+        cl.shape[d] = @intCast(l.shape[d]);
+        cl.st[0][d] = l.strides[0][d];
+        cl.st[1][d] = l.strides[1][d];
+    }
+    const kf = switch (cudaKernel(device, .reduce, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var kk: i64 = @intCast(kept);
+    var nkk: i64 = @intCast(nk);
+    var nrr: i64 = @intCast(nr);
+    var opc: c_int = @intCast(op_code);
+    var dcode: c_int = @intCast(in_dtype);
+    var o = out;
+    var od: c_int = @intCast(out_dtype);
+    var x = in;
+    var dd = ddof;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&kk), @ptrCast(&nkk), @ptrCast(&nrr), @ptrCast(&opc), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(&od), @ptrCast(@constCast(&x)), @ptrCast(&dd) };
+    if (cuda.launchBlocks(kf.i, kf.f, nk, &params)) |e| return fail(.internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, kf.i, cuda.errorName(e.code) });
+    return ok();
+}
+
+pub fn cuda_softmax(device: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, log: u32, ndim: u32) i32 {
+    const op = "softmax";
+    if (cudaDType(dtype, op)) |st| return st;
+    var l: strided.Layout(2) = undefined;
+    if (readLayout(2, op, ndim, &l)) |st| return st;
+    if (l.size() == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    var rows: usize = 0;
+    if (cudaRowLayout(&l, op, &cl, &rows)) |st| return st;
+    const kf = switch (cudaKernel(device, .softmax, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nrows: i64 = @intCast(rows);
+    var lg: c_int = @intCast(log);
+    var dcode: c_int = @intCast(dtype);
+    var o = out;
+    var x = in;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nrows), @ptrCast(&lg), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&x)) };
+    if (cuda.launchBlocks(kf.i, kf.f, rows, &params)) |e| return fail(.internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, kf.i, cuda.errorName(e.code) });
+    return ok();
+}
+
+pub fn cuda_norm(device: u32, kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, weight: ?*const anyopaque, bias: ?*const anyopaque, wb_dtype: u32, eps: f64, ndim: u32) i32 {
+    const op = "norm";
+    if (kind > 1) return fail(.invalid_argument, "{s}: unknown kind {d}", .{ op, kind });
+    if (cudaDType(dtype, op) orelse cudaDType(wb_dtype, op)) |st| return st;
+    var l: strided.Layout(2) = undefined;
+    if (readLayout(2, op, ndim, &l)) |st| return st;
+    if (l.size() == 0) return ok();
+    var cl: cuda.Layout = undefined;
+    var rows: usize = 0;
+    if (cudaRowLayout(&l, op, &cl, &rows)) |st| return st;
+    const kf = switch (cudaKernel(device, .norm, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    var nrows: i64 = @intCast(rows);
+    var kd: c_int = @intCast(kind);
+    var dcode: c_int = @intCast(dtype);
+    var o = out;
+    var x = in;
+    var w = weight;
+    var b = bias;
+    var wd: c_int = @intCast(wb_dtype);
+    var e = eps;
+    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nrows), @ptrCast(&kd), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&x)), @ptrCast(@constCast(&w)), @ptrCast(@constCast(&b)), @ptrCast(&wd), @ptrCast(&e) };
+    if (cuda.launchBlocks(kf.i, kf.f, rows, &params)) |err| return fail(.internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, kf.i, cuda.errorName(err.code) });
+    return ok();
+}
+
+pub fn cuda_synchronize(device: u32) i32 {
+    const i = devices.cudaIndex(device) orelse return fail(.device, "synchronize: device index {d} is not a CUDA device", .{device});
+    if (i >= cuda.deviceCount()) return fail(.device, "synchronize: cuda:{d} is not present", .{i});
+    if (cuda.synchronize(i)) |e| return fail(.internal, "synchronize: cuda:{d}: {s}", .{ i, cuda.errorName(e.code) });
+    return ok();
+}
