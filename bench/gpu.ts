@@ -1,9 +1,11 @@
-// GPU (the CUDA issue, first parts): host→device, device→host and the round trip of 1 MiB and
-// 256 MiB f32 tensors, and on the device an f32 add and a copy of 256 MiB and a softmax over the
-// rows of an 8192 x 8192 f32 matrix, beside PyTorch on the
-// same card in the same run (bench/peers/torch_gpu.py; pageable host memory on both sides).
-// Every timed call returns after the work completed (device synchronised). On a machine without
-// a CUDA device it says so and exits.
+// GPU (the CUDA issue): host→device, device→host and the round trip of 1 MiB and 256 MiB f32
+// tensors; on the device an f32 add and a copy of 256 MiB, a softmax over the rows of an
+// 8192 x 8192 f32 matrix, GEMM 4096³ and 8192³ in f32 and bf16 (cuBLAS), and the ternary GEMV
+// x[batch, 8192] @ W[8192, 8192]ᵀ (2-bit weights, int8 activations) at batch 1 and 16 against
+// PyTorch's f16 GEMV; PyTorch on the same card in the same run (bench/peers/torch_gpu.py; pageable
+// host memory on both sides). Every timed call returns after the work completed (device
+// synchronised); the GEMVs are timed as 100 back-to-back calls and one synchronisation (per call),
+// on both sides. On a machine without a CUDA device it says so and exits.
 import { bench, group } from "mitata";
 import * as bn from "../src/index.ts";
 import { header, printTable, runAll } from "./util.ts";
@@ -53,7 +55,57 @@ group("elementwise on the device", () => {
     bn.synchronize("cuda");
   });
 });
+// GEMM (cuBLAS) of square n x n matrices, f32 and bf16.
+const GEMM = [4096, 8192].flatMap((n) => (["f32", "bf16"] as const).map((dtype) => ({ n, dtype, name: `bn matmul ${n}³ ${dtype}` })));
+const gemmIn = new Map<string, [bn.Tensor, bn.Tensor]>();
+for (const g of GEMM) {
+  const a = bn.randn([g.n, g.n], { seed: 2, device: "cuda" });
+  const b = bn.randn([g.n, g.n], { seed: 3, device: "cuda" });
+  gemmIn.set(g.name, g.dtype === "f32" ? [a, b] : [a.astype(g.dtype), b.astype(g.dtype)]);
+}
+group("GEMM on the device", () => {
+  for (const g of GEMM) {
+    const [a, b] = gemmIn.get(g.name)!;
+    bench(g.name, () => {
+      bn.matmul(a, b).dispose();
+      bn.synchronize("cuda");
+    });
+  }
+});
 const rows = await runAll();
+
+// Ternary GEMV: W [8192, 8192] absmean-quantized (i2, one scale; and TQ2_0), x f32 [batch, 8192].
+const perCall = (f: () => void, calls = 100, reps = 20): number => {
+  for (let i = 0; i < calls; i++) f();
+  bn.synchronize("cuda");
+  const ts: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = Bun.nanoseconds();
+    for (let i = 0; i < calls; i++) f();
+    bn.synchronize("cuda");
+    ts.push((Bun.nanoseconds() - t0) / calls);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[ts.length >> 1]!;
+};
+const wf = bn.randn([8192, 8192], { seed: 4 });
+const GEMV: { name: string; batch: number; fmt: "i2" | "tq2_0"; bytes: number; ns: number }[] = [];
+for (const fmt of ["i2", "tq2_0"] as const) {
+  using wq = bn.quant.ternary(wf, { format: fmt });
+  using wg = wq.to("cuda");
+  for (const batch of [1, 16]) {
+    using x = bn.randn([batch, 8192], { seed: 5, device: "cuda" });
+    const ns = perCall(() => bn.quant.ternaryMatmul(x, wg).dispose());
+    GEMV.push({ name: `bn ternary GEMV ${fmt} batch ${batch}`, batch, fmt, bytes: wg.bytes, ns });
+    rows.push({ name: GEMV[GEMV.length - 1]!.name, p50: ns, avg: ns });
+  }
+}
+wf.dispose();
+for (const [a, b] of gemmIn.values()) {
+  a.dispose();
+  b.dispose();
+}
+bn.memory.trim("cuda"); // leave the card's memory to the peer
 
 const p = Bun.spawnSync(["python3", `${import.meta.dir}/peers/torch_gpu.py`, JSON.stringify(SIZES)]);
 const peer = p.exitCode === 0 ? JSON.parse(p.stdout.toString()) : { error: p.stderr.toString().trim().split("\n").pop() };
@@ -75,9 +127,35 @@ else {
     map[ours] = name;
   }
 }
-printTable(`CUDA transfers (${caps.name}; PyTorch ${peer.torch ?? "absent"})`, rows, map);
+if (!peer.error) {
+  for (const g of GEMM) {
+    const name = `torch matmul ${g.n}³ ${g.dtype}`;
+    rows.push({ name, p50: peer[`gemm_${g.dtype}_${g.n}`] * 1e9, avg: peer[`gemm_${g.dtype}_${g.n}`] * 1e9 });
+    map[g.name] = name;
+  }
+  for (const g of GEMV) {
+    const name = `torch f16 GEMV batch ${g.batch}`;
+    if (!rows.some((r) => r.name === name)) rows.push({ name, p50: peer[`gemv_f16_${g.batch}`] * 1e9, avg: peer[`gemv_f16_${g.batch}`] * 1e9 });
+    map[g.name] = name;
+  }
+}
+printTable(`CUDA (${caps.name}; PyTorch ${peer.torch ?? "absent"})`, rows, map);
 console.log("");
+// HBM peak from the memory clock and bus width (double data rate).
+const hbm = (caps.memoryClockKHz * 1e3 * caps.memoryBusBits * 2) / 8;
 for (const r of rows) {
+  const gm = /matmul (\d+)³/.exec(r.name);
+  if (gm) {
+    const n = Number(gm[1]);
+    console.log(`${r.name}: ${((2 * n ** 3) / r.p50 / 1e3).toFixed(1)} TFLOPS`);
+    continue;
+  }
+  const gv = GEMV.find((g) => g.name === r.name);
+  if (gv || r.name.includes("GEMV")) {
+    const bytes = gv ? gv.bytes : 8192 * 8192 * 2;
+    console.log(`${r.name}: ${(bytes / r.p50).toFixed(0)} GB/s of weights = ${((100 * bytes) / r.p50 / (hbm / 1e9)).toFixed(0)}% of HBM (${(hbm / 1e12).toFixed(2)} TB/s)`);
+    continue;
+  }
   const n = r.name.includes("256 MiB") ? 256 << 20 : 1 << 20;
   // Bytes moved: a round trip crosses twice; on the device add reads 2 and writes 1, a copy reads 1 and writes 1.
   const bytes = r.name.includes("softmax") ? 2 * 8192 * 8192 * 4 : r.name.includes("round trip") ? 2 * n : r.name.includes(" add ") ? 3 * n : r.name.includes("clone") || r.name.includes("copy") ? 2 * n : n;

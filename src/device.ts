@@ -96,11 +96,13 @@ export function devices(): string[] {
 }
 
 /**
- * The device to run on. "cpu" for now: tensors move to CUDA devices and back (`to`, `toGpu`),
- * but the CUDA op kernels are still being built, so a GPU is not chosen automatically yet.
+ * The device to run on: the first CUDA GPU when one is present ("cuda"), else "cpu". On a GPU run
+ * elementwise ops, reductions, activations, norms, matmul (cuBLAS), ternary matmul and BitLinear
+ * inference; an op without a GPU kernel (linear algebra, cumsum, gradients' kernels, optimizer
+ * updates, quantizer packing) throws DeviceError naming itself, so move such work with `toCpu()`.
  */
 export function autoSelectDevice(): string {
-  return "cpu";
+  return cudaState().count > 0 ? deviceName(1) : "cpu";
 }
 
 /**

@@ -22,7 +22,7 @@ import {
 import { formatTensor } from "./format.ts";
 import { deviceName, parseDevice } from "./device.ts";
 import { AutogradError } from "./errors.ts";
-import { type GradNode, isGradEnabled, record } from "./autograd/graph.ts";
+import { type GradNode, isGradEnabled, noGrad, record } from "./autograd/graph.ts";
 
 /** Keeps a storage reachable from every ArrayBuffer handed out by `t.data`. */
 const kStorage = Symbol("bitnet.storage");
@@ -42,7 +42,7 @@ export class Tensor {
   /** @internal strides in elements; null means row-major contiguous */
   _strides: number[] | null;
   /** @internal offset of element 0, in elements */
-  readonly _offset: number;
+  _offset: number;
   /** @internal */ readonly _dt: DTypeInfo;
   /** @internal */ readonly _size: number;
   /** @internal cached `data` array */
@@ -93,7 +93,7 @@ export class Tensor {
   _ptr(op: string): number {
     const s = this._live(op);
     if (s.device !== 0) {
-      throw new DeviceError(op, `${op} does not run on ${deviceName(s.device)} yet (the CUDA op kernels are still being built; tensors move there and back with to()); use toCpu() first`);
+      throw new DeviceError(op, `${op} runs on the CPU only, and this tensor is on ${deviceName(s.device)}; move it with toCpu() first`);
     }
     return s.ptr + this._offset * this._dt.size;
   }
@@ -576,6 +576,27 @@ export class Tensor {
     } finally {
       if (src !== this) src.dispose();
     }
+  }
+
+  /**
+   * @internal Moves this tensor's values to `device` in place (`Module.to`): the object stays, its
+   * storage is replaced by a contiguous copy there, and its gradient moves with it. Refused for a
+   * view or a storage other tensors share (they would be left on the old device).
+   */
+  _relocate(device: string, op: string): void {
+    const s = this._live(op);
+    const dst = parseDevice(device, op);
+    if (dst === s.device) return;
+    if (s.refs !== 1) throw new DeviceError(op, `a ${this._dt.name} ${fmtShape(this._shape)} parameter shares its storage with ${s.refs - 1} other tensor(s); it cannot move in place`);
+    const moved = noGrad(() => this.to(device));
+    const ns = moved._s!;
+    moved._s = null; // its storage now belongs to this tensor
+    this._s = ns;
+    this._strides = null;
+    this._offset = 0;
+    this._data = undefined;
+    if (--s.refs === 0) release(s);
+    this._grad?._relocate(device, op);
   }
 
   /**

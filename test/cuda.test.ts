@@ -240,11 +240,13 @@ describe("CUDA present", () => {
     expect(r[1]![0]! + r[1]![1]!).toBeCloseTo(1, 6);
   });
 
-  test.if(present)("ops without GPU kernels yet refuse GPU tensors; mixing devices is an error", () => {
+  test.if(present)("ops without GPU kernels refuse GPU tensors; mixing devices is an error", () => {
     using c = bn.ones([4]);
     using g = bn.ones([4], { device: "cuda" });
-    expect(() => bn.matmul(g, g)).toThrow(bn.DeviceError);
-    expect(() => bn.matmul(g, g)).toThrow(/matmul does not run on cuda yet/);
+    using g2 = bn.eye(3, undefined, { device: "cuda" });
+    expect(() => bn.linalg.inv(g2)).toThrow(bn.DeviceError);
+    expect(() => bn.linalg.inv(g2)).toThrow(/runs on the CPU only/);
+    expect(() => bn.cumsum(g, 0)).toThrow(bn.DeviceError);
     expect(() => bn.add(c, g)).toThrow(bn.DeviceError);
     expect(() => g.data).toThrow(/not addressable from JS/);
   });

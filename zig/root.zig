@@ -230,6 +230,26 @@ export fn bn_cuda_synchronize(device: u32) i32 {
     return gpu_door.cuda_synchronize(device);
 }
 
+/// out = a @ b on CUDA device `device` through cuBLAS (zig/gpu/cublas.zig): the layout of
+/// bn_matmul ([batch..., M, N, K]; strides0 = out, strides1 = a, strides2 = b). Operands and out
+/// are all f32, f16 or bf16 (in_dtype = out_dtype; f32 accumulation). Each operand's matrices
+/// must be row- or column-contiguous, and the result's rows contiguous; K = 0 leaves out as is.
+export fn bn_cuda_matmul(device: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
+    return gpu_door.cuda_matmul(device, out, out_dtype, a, b, in_dtype, ndim);
+}
+
+/// bn_ternary_matmul on CUDA device `device` (zig/gpu/ternary.cu): same arguments and results;
+/// formats tq2_0 and i2 (tq1_0 is refused). The int8 activations live in pool workspace.
+export fn bn_cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, x_dtype: u32, w: ?*const anyopaque, scales: ?*const anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64) i32 {
+    return gpu_door.cuda_ternary_matmul(device, out, x, x_dtype, w, scales, format, scale_mode, m, n, k, x_stride, group);
+}
+
+/// Compiles the embedded CUDA kernels for sm_<cc> with NVRTC, no device needed (a build check
+/// of the sources): out[0] = CUBIN bytes; `unsupported` with the compiler's log on failure.
+export fn bn_cuda_compile_check(cc: u32) i32 {
+    return gpu_door.cuda_compile_check(cc);
+}
+
 /// Strided copy with conversion. shape at mailbox `shape`, dst strides at `strides0`, src strides
 /// at `strides1` (elements). Pointers are those of element 0 of each view.
 export fn bn_copy(dst: ?*anyopaque, dst_dtype: u32, src: ?*const anyopaque, src_dtype: u32, ndim: u32) i32 {

@@ -2,8 +2,12 @@
 
 Usage: python3 bench/peers/torch_gpu.py '<json list of byte sizes>'
 Prints {"torch": version, "device": name, "h2d_<n>": s, "d2h_<n>": s, "rt_<n>": s, and for
-sizes of 64 MiB or more "add_<n>": s (f32 a + b), "copy_<n>": s (clone)} or {"error": ...}.
-Copies are from/to pageable host memory (what x.to("cuda") / x.cpu() do), synchronised.
+sizes of 64 MiB or more "add_<n>": s (f32 a + b), "copy_<n>": s (clone), "softmax_8192": s,
+"gemm_<dtype>_<n>": s (n³ products, f32 in full f32 as PyTorch's default, bf16 on the tensor
+cores), "gemv_f16_<batch>": s (x[batch, 8192] @ W[8192, 8192]ᵀ in f16, F.linear)} or
+{"error": ...}. Copies are from/to pageable host memory (what x.to("cuda") / x.cpu() do),
+synchronised. Short kernels (GEMV) are timed as 100 back-to-back calls and one synchronisation,
+divided by 100, exactly as bench/gpu.ts times ours.
 """
 import json
 import sys
@@ -17,6 +21,21 @@ except ImportError as e:
 if not torch.cuda.is_available():
     print(json.dumps({"error": "torch sees no CUDA device"}))
     sys.exit(0)
+
+
+def per_call(f, calls=100, reps=20):
+    for _ in range(calls):
+        f()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            f()
+        torch.cuda.synchronize()
+        ts.append((time.perf_counter() - t0) / calls)
+    ts.sort()
+    return ts[len(ts) // 2]
 
 
 def median(f, reps):
@@ -47,4 +66,16 @@ for n in json.loads(sys.argv[1]):
         out[f"copy_{n}"] = median(lambda: g.clone(), reps)
 sx = torch.randn(8192, 8192, device="cuda")
 out["softmax_8192"] = median(lambda: torch.softmax(sx, dim=-1), 20)
+del sx
+torch.backends.cuda.matmul.allow_tf32 = False  # the default, stated: f32 GEMM in full f32
+for dt_name, dt in (("f32", torch.float32), ("bf16", torch.bfloat16)):
+    for n in (4096, 8192):
+        a = torch.randn(n, n, device="cuda").to(dt)
+        b = torch.randn(n, n, device="cuda").to(dt)
+        out[f"gemm_{dt_name}_{n}"] = median(lambda: a @ b, 10)
+        del a, b
+w = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+for batch in (1, 16):
+    x = torch.randn(batch, 8192, device="cuda", dtype=torch.float16)
+    out[f"gemv_f16_{batch}"] = per_call(lambda: torch.nn.functional.linear(x, w))
 print(json.dumps(out))

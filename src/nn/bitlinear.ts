@@ -144,7 +144,8 @@ export class BitLinear extends Module {
   /** LayerNorm's per-feature shift, f32 `[in]` (zeros at first), or null. */
   readonly normBias: Tensor | null;
   #q: TernaryTensor | null = null;
-  /** Storage version of `weight` when #q was built. */
+  /** Storage of `weight` and its version when #q was built. */
+  #qStorage: object | null = null;
   #qVersion = -1;
 
   /**
@@ -263,6 +264,7 @@ export class BitLinear extends Module {
       dense.dispose();
     }
     layer.#q = w.toFormat(w.format);
+    layer.#qStorage = layer.weight._s;
     layer.#qVersion = layer.weight._s!.version;
     return layer;
   }
@@ -275,13 +277,34 @@ export class BitLinear extends Module {
   get quantized(): TernaryTensor {
     this._live("BitLinear.quantized");
     const v = this.weight._live("BitLinear.quantized").version;
-    if (this.#q === null || this.#qVersion !== v) {
+    if (this.#q === null || this.#qVersion !== v || this.#qStorage !== this.weight._s) {
       const q = noGrad(() => ternary(this.weight, { format: this.format, granularity: this.granularity }));
       this.#q?.dispose();
       this.#q = q;
+      this.#qStorage = this.weight._s;
       this.#qVersion = v;
     }
     return this.#q;
+  }
+
+  /**
+   * Moves the parameters to `device` (see `Module.to`) and the cached ternary weights with them
+   * (so weights from {@link fromTernary} stay exactly those). Eval-mode forward then runs the
+   * ternary kernel on that device.
+   */
+  override to(device: string): this {
+    this._live("BitLinear.to");
+    const ws = this.weight._live("BitLinear.to");
+    const fresh = this.#q !== null && this.#qStorage === ws && this.#qVersion === ws.version;
+    super.to(device);
+    if (this.#q !== null && (!fresh || this.#q.device !== this.weight.device)) {
+      const q = fresh ? this.#q.to(device) : null;
+      this.#q.dispose();
+      this.#q = q;
+      this.#qStorage = this.weight._s;
+      this.#qVersion = this.weight._s!.version;
+    }
+    return this;
   }
 
   /** Rebuilds {@link quantized} from the current {@link weight} (call after changing it in place); returns it. */

@@ -126,6 +126,21 @@ export abstract class Module {
     });
   }
 
+  /**
+   * Moves every parameter (and its gradient) to `device` in place, as PyTorch's `module.to`: the
+   * parameter objects stay the same (optimizers built before keep working), their storage moves.
+   * Returns this. On a GPU, inference runs there (`Linear`, norms, `BitLinear` in eval mode);
+   * the optimizers' updates run on the CPU.
+   * @throws DeviceError (unknown or absent device), DisposedTensorError (after dispose).
+   */
+  to(device: string): this {
+    const op = `${this.constructor.name}.to`;
+    this._live(op);
+    for (const p of this.#params.values()) p._relocate(device, op);
+    for (const c of this.#children.values()) c.to(device);
+    return this;
+  }
+
   /** Sets training mode on this module and its children (default true); returns this. */
   train(mode = true): this {
     this.training = mode;

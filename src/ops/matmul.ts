@@ -9,6 +9,8 @@
  *   integer and bool inputs accumulate in i32 with wrap-around (the low bits, hence the result
  *   of an i8/u8/i16/u16/u32 product, are those of the exact sum modulo the type's range, as NumPy
  *   computes them); bool results are "any pair of trues" (NumPy's logical matmul).
+ * - On a CUDA device the product runs in cuBLAS (f32 in full f32, f16/bf16 on the tensor cores
+ *   with f32 accumulation, written in the operands' dtype); integer products are refused there.
  * - The engine's GEMM packs panels of both operands (converting element types on the way) and
  *   runs register-blocked micro-kernels of the SIMD level chosen at load, threads over row blocks;
  *   a vector operand takes a GEMV path that streams the matrix once.
@@ -61,6 +63,7 @@ function kernelOperands(a: Tensor, b: Tensor, rd: DType, temps: Tensor[]): [Tens
  * (batch, M, N) element lands in the result (a contiguous tensor of `resultShape`).
  */
 function gemm(op: string, a: Tensor, b: Tensor, rd: DType, device: number, layout: number[], sa: number[], sb: number[], resultShape: number[], so: number[], what: string): Tensor {
+  if (device !== 0) return gemmCuda(op, a, b, rd, device, layout, sa, sb, resultShape, so, what);
   const acc = accOf(rd);
   const out = Tensor._alloc(resultShape, dtypeInfo(acc), device, op);
   try {
@@ -76,6 +79,56 @@ function gemm(op: string, a: Tensor, b: Tensor, rd: DType, device: number, layou
     if (out._s !== null) out.dispose();
     throw e;
   }
+}
+
+/** The GPU product (cuBLAS): the result is written in the operands' dtype directly. */
+function gemmCuda(op: string, a: Tensor, b: Tensor, rd: DType, device: number, layout: number[], sa: number[], sb: number[], resultShape: number[], so: number[], what: string): Tensor {
+  const k = layout[layout.length - 1]!;
+  const out = Tensor._alloc(resultShape, dtypeInfo(rd), device, op, k === 0);
+  try {
+    if (out._size > 0 && k > 0) {
+      putLayout(layout, so, sa, sb);
+      check(sym.bn_cuda_matmul(device, out._addr(op), out._dt.code, a._addr(op), b._addr(op), a._dt.code, layout.length), op, what);
+    }
+    return out;
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+}
+
+/**
+ * Whether cuBLAS reads `t`'s matrices in place: the last two axes row- or column-contiguous (a
+ * 1-D operand: unit stride) and no negative stride (zig/gpu/cublas.zig `operandView`).
+ */
+function cublasReadable(t: Tensor): boolean {
+  const s = t._shape;
+  const st = t._st();
+  if (st.some((v) => v < 0)) return false;
+  if (s.length === 1) return s[0]! <= 1 || st[0] === 1;
+  const r = s[s.length - 2]!;
+  const c = s[s.length - 1]!;
+  const sr = st[st.length - 2]!;
+  const sc = st[st.length - 1]!;
+  const rowMajor = (sc === 1 || c === 1) && (r === 1 || sr >= c);
+  const colMajor = (sr === 1 || r === 1) && (c === 1 || sc >= r);
+  return rowMajor || colMajor;
+}
+
+/**
+ * The operands of a GPU product: float only (as PyTorch: no integer GEMM on CUDA), converted to
+ * the result dtype, copied contiguous when cuBLAS cannot read them in place.
+ */
+function cudaOperands(x: Tensor, y: Tensor, rd: DType, op: string, what: string, temps: Tensor[]): [Tensor, Tensor] {
+  if (!dtypeInfo(rd).isFloat) throw new DeviceError(op, `${what}: integer and bool products do not run on ${x.device} (as in PyTorch); convert to a float dtype first`);
+  const [cx, cy] = kernelOperands(x, y, rd, temps);
+  const ready = (t: Tensor) => {
+    if (cublasReadable(t)) return t;
+    const c = t.contiguous();
+    temps.push(c);
+    return c;
+  };
+  return [ready(cx), ready(cy)];
 }
 
 /**
@@ -102,7 +155,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   checkMatmulShapes(op, x._shape, y._shape); // before any operand is converted
   const temps: Tensor[] = [];
   try {
-    const [cx, cy] = kernelOperands(x, y, rd, temps);
+    const [cx, cy] = device === 0 ? kernelOperands(x, y, rd, temps) : cudaOperands(x, y, rd, op, what, temps);
     return record(op, [x, y], matmulLayout(op, cx, cy, rd, device, what));
   } finally {
     for (const t of temps) t.dispose();
@@ -181,7 +234,7 @@ export function dot(a: Tensor, b: Tensor): Tensor {
   if (kx !== ky) throw new ShapeError(op, `shapes ${fmtShape(x._shape)} and ${fmtShape(y._shape)}: summed dimensions ${kx} and ${ky} do not match`);
   const temps: Tensor[] = [];
   try {
-    const [cx, cy] = kernelOperands(x, y, rd, temps);
+    const [cx, cy] = device === 0 ? kernelOperands(x, y, rd, temps) : cudaOperands(x, y, rd, op, what, temps);
     return record(op, [x, y], dotLayout(op, cx, cy, rd, device, what));
   } finally {
     for (const t of temps) t.dispose();

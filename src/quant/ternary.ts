@@ -14,7 +14,7 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
-import { DTypeError, DisposedTensorError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, DeviceError, DisposedTensorError, ShapeError, ValueError, fmtShape } from "../errors.ts";
 import { check, putLayout, sym } from "../native.ts";
 import { Tensor, copyInto } from "../tensor.ts";
 import { zeros } from "../creation.ts";
@@ -252,6 +252,33 @@ export class TernaryTensor {
     });
   }
 
+  /** The device holding the codes and scales: "cpu", "cuda", "cuda:1", ... */
+  get device(): string {
+    return this.#live("device").device;
+  }
+
+  /**
+   * A copy on `device` (the codes and scales move as they are). On a CUDA device
+   * {@link ternaryMatmul} and `BitLinear` run there for "i2" and "tq2_0" weights (tq1_0 is
+   * CPU-only); `unpack`, `dequantize` and `toFormat` run on the CPU (move back with `to("cpu")`).
+   * @throws DeviceError (unknown or absent device), DisposedTensorError.
+   */
+  to(device: string): TernaryTensor {
+    const op = "TernaryTensor.to";
+    const packed = this.#live(op).to(device);
+    let scale: Tensor | null = null;
+    try {
+      if (this.format === "i2") scale = this.#scale!.to(device);
+      const m = this.#mode;
+      const g: TernaryGranularity | undefined = m.kind === "group" ? { group: m.group } : m.kind === "block" ? undefined : m.kind;
+      return new TernaryTensor(this.format, this.#shape, packed, scale, g);
+    } catch (e) {
+      packed.dispose();
+      scale?.dispose();
+      throw e;
+    }
+  }
+
   /** Releases the packed codes and scales (once; later use throws DisposedTensorError). */
   dispose(): void {
     this.#packed?.dispose();
@@ -359,6 +386,20 @@ function parseGranularity(g: unknown, k: number, format: TernaryFormat, shape: r
 export function ternary(w: Tensor, opts: TernaryOptions = {}): TernaryTensor {
   const op = "quant.ternary";
   const { format, mode, shape, rows, k } = checkTernary(w, opts, op);
+  if (w._s!.device !== 0) {
+    // Packing runs on the CPU: quantize a host copy, move the packed weights back.
+    const host = w.toCpu();
+    try {
+      const q = ternary(host, opts);
+      try {
+        return q.to(w.device);
+      } finally {
+        q.dispose();
+      }
+    } finally {
+      host.dispose();
+    }
+  }
   return withScope((t) => {
     const { q, scale } = absmean(t, w, mode, shape, rows, k);
     const values = t(q.astype("i8"));
@@ -484,8 +525,12 @@ function packI2(values: Tensor, scale: Tensor, g: TernaryGranularity, shape: rea
  * `out = Σ_segments(isum · scale) / s`. The weights are never dequantized.
  * @param x f32, f16 or bf16 `[..., K]` (any strides).
  * @param w a {@link TernaryTensor} of shape `[N, K]`.
- * @returns f32 `[..., N]`.
- * @throws ShapeError (K differs, w not 2-D), DTypeError (integer x, w not a TernaryTensor).
+ * On a CUDA device (x and w both there) the same arithmetic runs in zig/gpu/ternary.cu: results
+ * equal the CPU's for per-tensor and per-channel scales and agree to f32 rounding for group and
+ * block scales (the per-block terms are summed in another order).
+ * @returns f32 `[..., N]` on x's device.
+ * @throws ShapeError (K differs, w not 2-D), DTypeError (integer x, w not a TernaryTensor),
+ *   DeviceError (x and w on different devices; tq1_0 weights on a GPU).
  */
 export function ternaryMatmul(x: Tensor, w: TernaryTensor, opts: { fusedDot?: boolean } = {}): Tensor {
   const op = "quant.ternaryMatmul";
@@ -501,9 +546,12 @@ export function ternaryMatmul(x: Tensor, w: TernaryTensor, opts: { fusedDot?: bo
   if (xs.length === 0 || xs[xs.length - 1] !== k) {
     throw new ShapeError(op, `x ${fmtShape(xs)} (${x.dtype}) @ wᵀ needs x's last axis to be ${k} (w ${w.format} ${fmtShape(ws)})`);
   }
+  const dev = x._s!.device;
+  if (packed._live(op).device !== dev) throw new DeviceError(op, `x is on ${x.device} and w on ${w.device}; move one with to()`);
+  if (dev !== 0 && w.format === "tq1_0") throw new DeviceError(op, `tq1_0 weights run on the CPU only; convert them first, e.g. w.to("cpu").toFormat("tq2_0").to("${x.device}")`);
   const lead = xs.slice(0, -1);
   const m = rowCount(lead);
-  const out = Tensor._alloc([...lead, n], dtypeInfo("f32"), 0, op);
+  const out = Tensor._alloc([...lead, n], dtypeInfo("f32"), dev, op);
   if (out.size === 0) return out;
   // Rows must be contiguous along K and evenly spaced: a 2-D view with unit inner stride as is.
   const st = x.strides;
@@ -512,6 +560,12 @@ export function ternaryMatmul(x: Tensor, w: TernaryTensor, opts: { fusedDot?: bo
   try {
     const rowStride = direct && xs.length === 2 ? st[0]! : k;
     const mode = w.granularity === "tensor" ? 0 : w.granularity === "channel" ? 1 : 2;
+    const what = `x ${fmtShape(xs)} ${x.dtype} @ ${w.format} ${fmtShape(ws)}ᵀ`;
+    if (dev !== 0) {
+      const scales = w.format === "i2" ? w.scale._addr(op) : null;
+      check(sym.bn_cuda_ternary_matmul(dev, out._addr(op), xc._addr(op), x._dt.code, packed._addr(op), scales, FORMAT_CODE[w.format], mode, m, n, k, rowStride, w.group ?? 0), op, what);
+      return out;
+    }
     const scales = w.format === "i2" ? w.scale._ptr(op) : null;
     const flags = opts.fusedDot === false ? 1 : 0;
     check(sym.bn_ternary_matmul(out._ptr(op), xc._ptr(op), x._dt.code, packed._ptr(op), scales, FORMAT_CODE[w.format], mode, m, n, k, rowStride, w.group ?? 0, flags), op, `x ${fmtShape(xs)} ${x.dtype} @ ${w.format} ${fmtShape(ws)}ᵀ`);

@@ -177,6 +177,11 @@ fn current(i: usize) ?Failure {
     return if (r != 0) .{ .code = r } else null;
 }
 
+/// Makes device i's primary context current on this thread (for libraries such as cuBLAS).
+pub fn makeCurrent(i: usize) ?Failure {
+    return current(i);
+}
+
 fn check(r: CUresult) ?Failure {
     return if (r != 0) .{ .code = r } else null;
 }
@@ -262,11 +267,27 @@ pub const Layout = extern struct {
     st: [4][8]i64,
 };
 
-pub const Kernel = enum(u32) { convert, binary, unary, where, reduce, softmax, norm };
-const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce", "bn_softmax", "bn_norm" };
-/// One NVRTC program: the elementwise and reduction kernels, then the row kernels (nn.cu uses
-/// elementwise.cu's helpers).
-const source: [*:0]const u8 = @ptrCast(@embedFile("elementwise.cu") ++ @embedFile("nn.cu") ++ "\x00");
+pub const Kernel = enum(u32) { convert, binary, unary, where, reduce, softmax, norm, tq_quantize, tq_matmul };
+const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce", "bn_softmax", "bn_norm", "bn_tq_quantize", "bn_tq_matmul" };
+/// One NVRTC program: the elementwise and reduction kernels, then the row kernels and the ternary
+/// matmul (nn.cu and ternary.cu use elementwise.cu's helpers).
+const source: [*:0]const u8 = @ptrCast(@embedFile("elementwise.cu") ++ @embedFile("nn.cu") ++ @embedFile("ternary.cu") ++ "\x00");
+
+/// Compiles the kernels for sm_<cc> without a device (a check that the sources build with this
+/// NVRTC): the CUBIN's size, or null with the log in `kernelError()`.
+pub fn compileCheck(cc: i32) ?usize {
+    compile_lock.lock();
+    defer compile_lock.unlock();
+    if (!nvrtc.available()) {
+        const w = nvrtc.why;
+        @memcpy(log_buf[0..w.len], w);
+        log_len = w.len;
+        return null;
+    }
+    const bin = nvrtc.compile(std.heap.c_allocator, source, "bitnet_kernels.cu", cc, &log_buf, &log_len) orelse return null;
+    defer std.heap.c_allocator.free(bin);
+    return bin.len;
+}
 
 var functions: [max_devices][kernel_names.len]?*anyopaque = @splat(@splat(null));
 var compiled: [max_devices]bool = @splat(false);
@@ -326,4 +347,12 @@ pub fn launchBlocks(i: usize, f: *anyopaque, want: usize, params: []?*anyopaque)
     const per_sm: usize = 32;
     const blocks: usize = @max(1, @min(want, @as(usize, @intCast(@max(infos[i].sm_count, 1))) * per_sm));
     return check(api.cuLaunchKernel(f, @intCast(blocks), 1, 1, 256, 1, 1, 0, null, params.ptr, null));
+}
+
+/// Launches `f` on a gx × gy grid of blocks of `threads` threads (the caller sizes the grid;
+/// gy is capped at 65535 and kernels loop over the rest).
+pub fn launchGrid(i: usize, f: *anyopaque, gx: usize, gy: usize, threads: u32, params: []?*anyopaque) ?Failure {
+    if (gx == 0 or gy == 0) return null;
+    if (current(i)) |e| return e;
+    return check(api.cuLaunchKernel(f, @intCast(gx), @intCast(@min(gy, 65535)), 1, threads, 1, 1, 0, null, params.ptr, null));
 }

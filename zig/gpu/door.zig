@@ -8,6 +8,7 @@ const strided = @import("../cpu/strided.zig");
 const args_mod = @import("../cpu/args.zig");
 const devices = @import("../devices.zig");
 const cuda = @import("cuda.zig");
+const cublas = @import("cublas.zig");
 const DType = dt.DType;
 const door = @import("../door.zig");
 const fail = door.fail;
@@ -303,5 +304,178 @@ pub fn cuda_synchronize(device: u32) i32 {
     const i = devices.cudaIndex(device) orelse return fail(.device, "synchronize: device index {d} is not a CUDA device", .{device});
     if (i >= cuda.deviceCount()) return fail(.device, "synchronize: cuda:{d} is not present", .{i});
     if (cuda.synchronize(i)) |e| return fail(.internal, "synchronize: cuda:{d}: {s}", .{ i, cuda.errorName(e.code) });
+    return ok();
+}
+
+/// The CUDA device index of engine device `device`, or an error status.
+fn gpuIndex(device: u32, op: []const u8) union(enum) { ok: usize, err: i32 } {
+    const i = devices.cudaIndex(device) orelse return .{ .err = fail(.device, "{s}: device index {d} is not a CUDA device", .{ op, device }) };
+    if (i >= cuda.deviceCount()) return .{ .err = fail(.device, "{s}: cuda:{d} is not present", .{ op, i }) };
+    return .{ .ok = i };
+}
+
+const max_int: usize = std.math.maxInt(c_int);
+
+pub fn cuda_matmul(device: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
+    const op = "matmul";
+    const ty = cublas.dataType(in_dtype) orelse return fail(.dtype, "{s}: products on cuda take f32, f16 or bf16 operands (dtype code {d})", .{ op, in_dtype });
+    if (out_dtype != in_dtype) return fail(.dtype, "{s}: on cuda the result has the operands' dtype (codes {d} and {d})", .{ op, in_dtype, out_dtype });
+    if (ndim < 3) return fail(.shape, "{s}: a layout needs [batch..., M, N, K], got {d} axes", .{ op, ndim });
+    var l: strided.Layout(3) = undefined;
+    if (readLayout(3, op, ndim, &l)) |st| return st;
+    const i = switch (gpuIndex(device, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const nb = ndim - 3;
+    const M = l.shape[nb];
+    const N = l.shape[nb + 1];
+    const K = l.shape[nb + 2];
+    var batch: usize = 1;
+    for (l.shape[0..nb]) |d| batch *= d;
+    // K = 0: the caller zero-fills the result (cuBLAS is not asked to).
+    if (batch * M * N == 0 or K == 0) return ok();
+    if (M > max_int or N > max_int or K > max_int) return fail(.shape, "{s}: {d}x{d}x{d} exceeds cuBLAS's 32-bit dimensions", .{ op, M, N, K });
+    // Row-major C = A·B as column-major Cᵀ = Bᵀ·Aᵀ: cuBLAS's A is Bᵀ (N × K), its B is Aᵀ (K × M).
+    const cv = cublas.operandView(N, M, l.strides[0][nb + 1], l.strides[0][nb]);
+    const av = cublas.operandView(N, K, l.strides[2][nb + 1], l.strides[2][nb + 2]);
+    const bv = cublas.operandView(K, M, l.strides[1][nb + 2], l.strides[1][nb]);
+    if (cv == null or cv.?.op != cublas.op_n) return fail(.invalid_argument, "{s}: the result must have unit column stride", .{op});
+    if (av == null or bv == null) return fail(.invalid_argument, "{s}: an operand's matrices are neither row- nor column-contiguous (pass contiguous operands)", .{op});
+    if (av.?.ld > max_int or bv.?.ld > max_int or cv.?.ld > max_int) return fail(.shape, "{s}: a leading dimension exceeds cuBLAS's 32-bit range", .{op});
+    // Batch axes: drop size-1 axes, merge those every operand walks evenly; the last becomes
+    // cuBLAS's batch, the others are looped here.
+    var bs: [strided.max_ndim]usize = undefined;
+    var bst: [3][strided.max_ndim]i64 = undefined;
+    var nbat: usize = 0;
+    for (0..nb) |d| {
+        if (l.shape[d] == 1) continue;
+        if (nbat > 0 and l.strides[0][d] * @as(i64, @intCast(l.shape[d])) == bst[0][nbat - 1] and l.strides[1][d] * @as(i64, @intCast(l.shape[d])) == bst[1][nbat - 1] and l.strides[2][d] * @as(i64, @intCast(l.shape[d])) == bst[2][nbat - 1]) {
+            bs[nbat - 1] *= l.shape[d];
+            inline for (0..3) |o| bst[o][nbat - 1] = l.strides[o][d];
+            continue;
+        }
+        bs[nbat] = l.shape[d];
+        inline for (0..3) |o| bst[o][nbat] = l.strides[o][d];
+        nbat += 1;
+    }
+    for (0..nbat) |d| inline for (0..3) |o| if (bst[o][d] < 0) return fail(.invalid_argument, "{s}: negative batch strides (pass contiguous operands)", .{op});
+    const inner: usize = if (nbat > 0) bs[nbat - 1] else 1;
+    if (inner > max_int) return fail(.shape, "{s}: a batch of {d} exceeds cuBLAS's 32-bit count", .{ op, inner });
+    const hd = cublas.handle(i) orelse return fail(.unsupported, "{s}: cuBLAS is not usable on cuda:{d}: {s}", .{ op, i, cublas.why() });
+    const g: cublas.Gemm = .{
+        .m = @intCast(N),
+        .n = @intCast(M),
+        .k = @intCast(K),
+        .a = av.?,
+        .b = bv.?,
+        .ldc = cv.?.ld,
+        .stride_a = if (nbat > 0) bst[2][nbat - 1] else 0,
+        .stride_b = if (nbat > 0) bst[1][nbat - 1] else 0,
+        .stride_c = if (nbat > 0) bst[0][nbat - 1] else 0,
+        .batch = @intCast(inner),
+        .in_type = ty,
+        .out_type = ty,
+    };
+    const esize: i64 = if (in_dtype == 0) 4 else 2;
+    const o_ptr: i64 = @intCast(@intFromPtr(out orelse return fail(.invalid_argument, "{s}: null output", .{op})));
+    const a_ptr: i64 = @intCast(@intFromPtr(a orelse return fail(.invalid_argument, "{s}: null operand", .{op})));
+    const b_ptr: i64 = @intCast(@intFromPtr(b orelse return fail(.invalid_argument, "{s}: null operand", .{op})));
+    if (cuda.makeCurrent(i)) |f| return fail(.internal, "{s}: cuda:{d}: {s}", .{ op, i, cuda.errorName(f.code) });
+    // Odometer over the outer batch axes.
+    var idx: [strided.max_ndim]usize = @splat(0);
+    const outer = batch / inner;
+    for (0..outer) |_| {
+        var off: [3]i64 = .{ 0, 0, 0 };
+        for (0..nbat -| 1) |d| inline for (0..3) |o| {
+            off[o] += @as(i64, @intCast(idx[d])) * bst[o][d];
+        };
+        // cuBLAS's A is our B (operand 2), its B our A (operand 1), its C our out (operand 0).
+        if (cublas.gemm(hd, g, @intCast(b_ptr + off[2] * esize), @intCast(a_ptr + off[1] * esize), @intCast(o_ptr + off[0] * esize))) |r| {
+            return fail(if (r == 3) .out_of_memory else .internal, "{s}: cublasGemmStridedBatchedEx on cuda:{d} failed: {s}", .{ op, i, cublas.statusName(r) });
+        }
+        var d = nbat -| 1;
+        while (d > 0) {
+            d -= 1;
+            idx[d] += 1;
+            if (idx[d] < bs[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return ok();
+}
+
+pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, x_dtype: u32, w: ?*const anyopaque, scales: ?*const anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64) i32 {
+    const op = "ternary_matmul";
+    const f = std.enums.fromInt(args_mod.TernaryFormat, format) orelse return fail(.invalid_argument, "{s}: unknown format code {d}", .{ op, format });
+    if (f == .tq1_0) return fail(.unsupported, "{s}: tq1_0 weights do not run on cuda (convert them with toFormat(\"tq2_0\") or toFormat(\"i2\"))", .{op});
+    const d = dtypeArg(x_dtype) orelse return fail(.dtype, "{s}: unknown dtype code {d}", .{ op, x_dtype });
+    if (!isTensorFloat(d)) return fail(.dtype, "{s}: activations must be f32, f16 or bf16, not {t}", .{ op, d });
+    const mm = count(m) orelse return fail(.invalid_argument, "{s}: invalid token count {d}", .{ op, m });
+    const nn = count(n) orelse return fail(.invalid_argument, "{s}: invalid row count {d}", .{ op, n });
+    const kk = count(k) orelse return fail(.invalid_argument, "{s}: invalid inner size {d}", .{ op, k });
+    const xs = count(x_stride) orelse return fail(.invalid_argument, "{s}: invalid row stride {d}", .{ op, x_stride });
+    const g = count(group) orelse return fail(.invalid_argument, "{s}: invalid group {d}", .{ op, group });
+    if (f != .i2 and kk % 256 != 0) return fail(.shape, "{s}: {t} rows hold whole 256-weight blocks; k = {d} is not a multiple of 256", .{ op, f, kk });
+    if (f == .i2) {
+        if (scale_mode > 2) return fail(.invalid_argument, "{s}: unknown scale mode {d}", .{ op, scale_mode });
+        if (scale_mode == 2 and (g == 0 or g % 256 != 0 or kk % g != 0)) return fail(.shape, "{s}: group {d} must be a multiple of 256 dividing k = {d}", .{ op, g, kk });
+        if (scales == null and mm * nn > 0) return fail(.invalid_argument, "{s}: i2 needs scales", .{op});
+    }
+    if (nn > max_int * 8) return fail(.shape, "{s}: {d} weight rows exceed the grid", .{ op, nn });
+    if (mm == 0 or nn == 0) return ok();
+    const o = out orelse return fail(.invalid_argument, "{s}: null output", .{op});
+    const i = switch (gpuIndex(device, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    if (kk == 0) {
+        if (cuda.memset(i, @intFromPtr(o), 0, mm * nn * 4)) |e| return fail(.internal, "{s}: cuMemsetD8 on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
+        return ok();
+    }
+    const qf = switch (cudaKernel(device, .tq_quantize, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const mf = switch (cudaKernel(device, .tq_matmul, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    // Workspace from the device's pool: q [m, nb·256] i8, block sums [m, nb] i32, s [m] f32.
+    // Returned at once: later work on the same (default) stream runs after these kernels.
+    const nb = (kk + 255) / 256;
+    const q_bytes = mm * nb * 256;
+    const sum_bytes = mm * nb * 4;
+    const pool = devices.gpuPool(device).?;
+    const ws = pool.alloc(q_bytes + sum_bytes + mm * 4) catch return fail(.out_of_memory, "{s}: {d} bytes of workspace for {d} tokens were refused on cuda:{d}", .{ op, q_bytes + sum_bytes + mm * 4, mm, i });
+    defer pool.free(ws) catch {};
+    var xp = x orelse return fail(.invalid_argument, "{s}: null activations", .{op});
+    var xd: c_int = @intCast(x_dtype);
+    var xst: i64 = @intCast(xs);
+    var m64: i64 = @intCast(mm);
+    var k64: i64 = @intCast(kk);
+    var nb64: i64 = @intCast(nb);
+    var qp: u64 = @intFromPtr(ws);
+    var sump: u64 = qp + q_bytes;
+    var sp: u64 = sump + sum_bytes;
+    var qparams = [_]?*anyopaque{ @ptrCast(&xp), @ptrCast(&xd), @ptrCast(&xst), @ptrCast(&m64), @ptrCast(&k64), @ptrCast(&nb64), @ptrCast(&qp), @ptrCast(&sump), @ptrCast(&sp) };
+    if (cuda.launchGrid(i, qf.f, @min(mm, 65535), 1, 256, &qparams)) |e| return fail(.internal, "{s}: quantize kernel on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
+    var wp = w orelse return fail(.invalid_argument, "{s}: null weights", .{op});
+    var scp = scales;
+    var fmt: c_int = if (f == .i2) 2 else 0;
+    var mode: c_int = if (f == .i2) @intCast(scale_mode) else 3;
+    var gb: i64 = if (f == .i2 and scale_mode == 2) @intCast(g / 256) else 1;
+    var n64: i64 = @intCast(nn);
+    var tpb: c_int = if (mm == 1) 1 else if (mm <= 4) 4 else 16;
+    var op_ = o;
+    var mparams = [_]?*anyopaque{ @ptrCast(&wp), @ptrCast(&scp), @ptrCast(&fmt), @ptrCast(&mode), @ptrCast(&gb), @ptrCast(&n64), @ptrCast(&nb64), @ptrCast(&qp), @ptrCast(&sump), @ptrCast(&sp), @ptrCast(&m64), @ptrCast(&tpb), @ptrCast(&op_) };
+    const chunks = (mm + @as(usize, @intCast(tpb)) - 1) / @as(usize, @intCast(tpb));
+    if (cuda.launchGrid(i, mf.f, (nn + 7) / 8, chunks, 256, &mparams)) |e| return fail(.internal, "{s}: matmul kernel on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
+    return ok();
+}
+
+pub fn cuda_compile_check(cc: u32) i32 {
+    const size = cuda.compileCheck(@intCast(cc)) orelse return fail(.unsupported, "NVRTC could not build the kernels for sm_{d}: {s}", .{ cc, cuda.kernelError() });
+    mailbox().f[mb.out] = @floatFromInt(size);
     return ok();
 }

@@ -1,0 +1,166 @@
+//! cuBLAS, found at run time like the driver: `libcublas.so` (.13, .12, .11, or `BITNET_CUBLAS`,
+//! a path) is opened with dlopen on the first GPU matmul and never linked. One handle per device,
+//! made with that device's primary context current (cuBLAS's runtime shares the driver's
+//! primary context), working on the default stream like every other kernel of the engine.
+//!
+//! Products are row-major `C[M, N] = A[M, K] · B[K, N]` over the engine's matmul descriptor; cuBLAS
+//! is column-major, so each call computes `Cᵀ = Bᵀ · Aᵀ`, choosing for each operand the
+//! transpose flag that lets it be read in place (`operandView`). f32 runs in full f32 (no TF32,
+//! as PyTorch's default); f16 and bf16 operands run on the tensor cores with f32 accumulation and
+//! are written in their own dtype.
+const std = @import("std");
+const os = @import("../os.zig");
+const cuda = @import("cuda.zig");
+
+const Status = c_int;
+const Handle = ?*anyopaque;
+
+/// The entry points used, resolved by name.
+const Api = struct {
+    cublasCreate_v2: *const fn (*Handle) callconv(.c) Status,
+    cublasGetStatusName: *const fn (Status) callconv(.c) ?[*:0]const u8,
+    cublasGemmStridedBatchedEx: *const fn (Handle, c_int, c_int, c_int, c_int, c_int, *const anyopaque, ?*const anyopaque, c_int, c_int, i64, ?*const anyopaque, c_int, c_int, i64, *const anyopaque, ?*anyopaque, c_int, c_int, i64, c_int, c_int, c_int) callconv(.c) Status,
+};
+
+// cublas_api.h / library_types.h values.
+pub const op_n: c_int = 0;
+pub const op_t: c_int = 1;
+const compute_32f: c_int = 68; // CUBLAS_COMPUTE_32F
+const gemm_default: c_int = -1; // CUBLAS_GEMM_DEFAULT
+
+/// cudaDataType of an engine dtype code (zig/cpu/dtype.zig: f32 = 0, f16 = 1, bf16 = 2), or null.
+pub fn dataType(code: u32) ?c_int {
+    return switch (code) {
+        0 => 0, // CUDA_R_32F
+        1 => 2, // CUDA_R_16F
+        2 => 14, // CUDA_R_16BF
+        else => null,
+    };
+}
+
+var api: Api = undefined;
+var state: enum { unknown, ready, absent } = .unknown;
+var lock: os.Lock = .{};
+var handles: [cuda.max_devices]Handle = @splat(null);
+var why_buf: [256]u8 = undefined;
+var why_len: usize = 0;
+
+const candidates = [_][*:0]const u8{ "libcublas.so", "libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "/usr/local/cuda/lib64/libcublas.so" };
+
+fn setWhy(comptime fmt: []const u8, args: anytype) void {
+    const s = std.fmt.bufPrint(&why_buf, fmt, args) catch why_buf[0..0];
+    why_len = s.len;
+}
+
+/// Why cuBLAS cannot be used (after `handle` returned null).
+pub fn why() []const u8 {
+    return why_buf[0..why_len];
+}
+
+fn load() void {
+    var h: ?*anyopaque = null;
+    if (os.getenv("BITNET_CUBLAS")) |p| {
+        var buf: [512]u8 = undefined;
+        if (p.len < buf.len) {
+            @memcpy(buf[0..p.len], p);
+            buf[p.len] = 0;
+            h = os.dlopen(@ptrCast(&buf));
+        }
+    }
+    if (h == null) for (candidates) |name| {
+        h = os.dlopen(name);
+        if (h != null) break;
+    };
+    const lib = h orelse return setWhy("cuBLAS (libcublas.so) was not found: install the CUDA toolkit's cuBLAS or set BITNET_CUBLAS to its path", .{});
+    inline for (@typeInfo(Api).@"struct".field_names) |name| {
+        const p = os.dlsym(lib, name) orelse return setWhy("the cuBLAS library lacks {s} (older than CUDA 11.4?)", .{name});
+        @field(api, name) = @ptrCast(@alignCast(p));
+    }
+    state = .ready;
+}
+
+/// The cuBLAS handle of device i, made on first use; null when cuBLAS is missing or the handle
+/// could not be made (`why` says which).
+pub fn handle(i: usize) Handle {
+    lock.lock();
+    defer lock.unlock();
+    if (state == .unknown) {
+        state = .absent;
+        load();
+    }
+    if (state != .ready) return null;
+    if (handles[i] == null) {
+        if (cuda.makeCurrent(i)) |f| {
+            setWhy("cuCtxSetCurrent(cuda:{d}) failed: {s}", .{ i, cuda.errorName(f.code) });
+            return null;
+        }
+        var hd: Handle = null;
+        const r = api.cublasCreate_v2(&hd);
+        if (r != 0) {
+            setWhy("cublasCreate failed: {s}", .{statusName(r)});
+            return null;
+        }
+        handles[i] = hd;
+    }
+    return handles[i];
+}
+
+pub fn statusName(r: Status) []const u8 {
+    const s = api.cublasGetStatusName(r) orelse return "CUBLAS_STATUS_UNKNOWN";
+    return std.mem.span(s);
+}
+
+/// How cuBLAS reads one operand in place: as op(X) with X column-major, leading dimension `ld`.
+pub const View = struct { op: c_int, ld: i64 };
+
+/// The in-place view of a logical `r × c` matrix whose element (i, j) is at `i·sr + j·sc`
+/// (elements), or null when neither flag fits (the caller copies it contiguous first).
+pub fn operandView(r: usize, c: usize, sr: i64, sc: i64) ?View {
+    const ri: i64 = @intCast(r);
+    const ci: i64 = @intCast(c);
+    // op N: X is r × c column-major, element (i, j) at i + j·ld.
+    if ((sr == 1 or r == 1) and (c == 1 or sc >= @max(1, ri))) return .{ .op = op_n, .ld = if (c == 1) @max(1, ri) else sc };
+    // op T: X is c × r column-major and op(X) = Xᵀ, element (i, j) at j + i·ld.
+    if ((sc == 1 or c == 1) and (r == 1 or sr >= @max(1, ci))) return .{ .op = op_t, .ld = if (r == 1) @max(1, ci) else sr };
+    return null;
+}
+
+pub const Gemm = struct {
+    /// Column-major problem (Cᵀ = op(Bᵀ)·op(Aᵀ)): m = N, n = M, k = K of the row-major product.
+    m: c_int,
+    n: c_int,
+    k: c_int,
+    a: View,
+    b: View,
+    ldc: i64,
+    /// Elements between consecutive matrices of the batch (0 = broadcast).
+    stride_a: i64,
+    stride_b: i64,
+    stride_c: i64,
+    batch: c_int,
+    in_type: c_int,
+    out_type: c_int,
+};
+
+/// One strided-batched product on device i (f32 alpha = 1, beta = 0). Pointers are device
+/// addresses of element 0 of the first matrix of each operand.
+pub fn gemm(hd: Handle, g: Gemm, a_ptr: u64, b_ptr: u64, c_ptr: u64) ?Status {
+    const alpha: f32 = 1;
+    const beta: f32 = 0;
+    const r = api.cublasGemmStridedBatchedEx(hd, g.a.op, g.b.op, g.m, g.n, g.k, &alpha, @ptrFromInt(a_ptr), g.in_type, @intCast(g.a.ld), g.stride_a, @ptrFromInt(b_ptr), g.in_type, @intCast(g.b.ld), g.stride_b, &beta, @ptrFromInt(c_ptr), g.out_type, @intCast(g.ldc), g.stride_c, g.batch, compute_32f, gemm_default);
+    return if (r != 0) r else null;
+}
+
+test "operandView picks the flag that reads a matrix in place" {
+    // Row-major [r, c] (strides c, 1): op T with ld = c.
+    try std.testing.expectEqual(View{ .op = op_t, .ld = 5 }, operandView(3, 5, 5, 1).?);
+    // Column-major [r, c] (a transposed view, strides 1, r): op N with ld = r.
+    try std.testing.expectEqual(View{ .op = op_n, .ld = 3 }, operandView(3, 5, 1, 3).?);
+    // Padded rows (a slice of wider rows): ld is the row stride.
+    try std.testing.expectEqual(View{ .op = op_t, .ld = 8 }, operandView(3, 5, 8, 1).?);
+    // A column vector [r, 1]: op N, ld = r whatever the column stride.
+    try std.testing.expectEqual(View{ .op = op_n, .ld = 4 }, operandView(4, 1, 1, 0).?);
+    // Neither axis unit-strided, or rows overlapping (a broadcast axis): no in-place view.
+    try std.testing.expect(operandView(3, 5, 10, 2) == null);
+    try std.testing.expect(operandView(3, 5, 0, 1) == null);
+}
