@@ -25,19 +25,19 @@ function relErr(a: number[], b: number[]): number {
 }
 
 describe("CUDA kernel sources", () => {
-  // sm_90 (Hopper) is compiled once here; the test adds sm_70, the oldest architecture targeted.
+  // sm_90 (Hopper) is compiled once here; the test adds sm_80 (Ampere).
   const st = sym.bn_cuda_compile_check(90);
   const size90 = mb[MB.out]!;
   const why = st === 0 ? "" : lastMessage();
   const nvrtc = st === 0 || !/was not found/.test(why);
   if (!nvrtc) console.log("cuda_ops tests: NVRTC not found, the kernel sources were not compiled here");
   test.if(nvrtc)(
-    "compile with NVRTC for sm_90 and sm_70 (no device needed)",
+    "compile with NVRTC for sm_90 and sm_80 (no device needed)",
     () => {
       if (st !== 0) throw new Error(`sm_90: ${why}`);
       expect(size90).toBeGreaterThan(10_000); // CUBIN bytes
-      const s = sym.bn_cuda_compile_check(70);
-      if (s !== 0) throw new Error(`sm_70: ${lastMessage()}`);
+      const s = sym.bn_cuda_compile_check(80);
+      if (s !== 0) throw new Error(`sm_80: ${lastMessage()}`);
       expect(mb[MB.out]!).toBeGreaterThan(10_000);
     },
     60_000,

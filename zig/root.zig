@@ -555,6 +555,7 @@ test {
     _ = threads;
     _ = pool_mod;
     _ = features;
+    _ = @import("gpu/cublas.zig");
 }
 
 test "cuda is found at run time, never required" {

@@ -214,6 +214,13 @@ pub fn memset(i: usize, dst: CUdeviceptr, value: u8, n: usize) ?Failure {
     return check(api.cuMemsetD8_v2(dst, value, n));
 }
 
+/// Device memory outside the pools (a library's long-lived workspace), or null.
+pub fn rawAlloc(i: usize, n: usize) ?u64 {
+    if (current(i) != null) return null;
+    var p: CUdeviceptr = 0;
+    return if (api.cuMemAlloc_v2(&p, n) == 0) p else null;
+}
+
 pub fn synchronize(i: usize) ?Failure {
     if (current(i)) |f| return f;
     return check(api.cuCtxSynchronize());
@@ -267,8 +274,8 @@ pub const Layout = extern struct {
     st: [4][8]i64,
 };
 
-pub const Kernel = enum(u32) { convert, binary, unary, where, reduce, softmax, norm, tq_quantize, tq_matmul };
-const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce", "bn_softmax", "bn_norm", "bn_tq_quantize", "bn_tq_matmul" };
+pub const Kernel = enum(u32) { convert, binary, unary, where, reduce, softmax, norm, tq_quantize, tq_matmul1, tq_matmul4, tq_matmul8 };
+const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce", "bn_softmax", "bn_norm", "bn_tq_quantize", "bn_tq_matmul1", "bn_tq_matmul4", "bn_tq_matmul8" };
 /// One NVRTC program: the elementwise and reduction kernels, then the row kernels and the ternary
 /// matmul (nn.cu and ternary.cu use elementwise.cu's helpers).
 const source: [*:0]const u8 = @ptrCast(@embedFile("elementwise.cu") ++ @embedFile("nn.cu") ++ @embedFile("ternary.cu") ++ "\x00");

@@ -391,7 +391,7 @@ pub fn cuda_matmul(device: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const any
             off[o] += @as(i64, @intCast(idx[d])) * bst[o][d];
         };
         // cuBLAS's A is our B (operand 2), its B our A (operand 1), its C our out (operand 0).
-        if (cublas.gemm(hd, g, @intCast(b_ptr + off[2] * esize), @intCast(a_ptr + off[1] * esize), @intCast(o_ptr + off[0] * esize))) |r| {
+        if (cublas.gemm(i, hd, g, @intCast(b_ptr + off[2] * esize), @intCast(a_ptr + off[1] * esize), @intCast(o_ptr + off[0] * esize))) |r| {
             return fail(if (r == 3) .out_of_memory else .internal, "{s}: cublasGemmStridedBatchedEx on cuda:{d} failed: {s}", .{ op, i, cublas.statusName(r) });
         }
         var d = nbat -| 1;
@@ -437,17 +437,20 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
         .ok => |v| v,
         .err => |e| return e,
     };
-    const mf = switch (cudaKernel(device, .tq_matmul, op)) {
+    // Tokens a pass and rows a warp: ternary.cu's bn_tq_matmul1/4/8.
+    const tpb: usize = if (mm == 1) 1 else if (mm <= 4) 4 else 8;
+    const rows_per_block: usize = 4 * @as(usize, if (tpb == 1) 2 else 4); // TQ_WARPS · R
+    const mf = switch (cudaKernel(device, if (tpb == 1) .tq_matmul1 else if (tpb == 4) .tq_matmul4 else .tq_matmul8, op)) {
         .ok => |v| v,
         .err => |e| return e,
     };
-    // Workspace from the device's pool: q [m, nb·256] i8, block sums [m, nb] i32, s [m] f32.
-    // Returned at once: later work on the same (default) stream runs after these kernels.
+    // Workspace from the device's pool: q [m, row] i8 (piece order; rows padded to whole runs of
+    // 8 blocks, ternary.cu tq_row_bytes), s [m] f32. Returned at once: later work on the same
+    // (default) stream runs after these kernels.
     const nb = (kk + 255) / 256;
-    const q_bytes = mm * nb * 256;
-    const sum_bytes = mm * nb * 4;
+    const q_bytes = mm * ((nb + 7) / 8 * 2048);
     const pool = devices.gpuPool(device).?;
-    const ws = pool.alloc(q_bytes + sum_bytes + mm * 4) catch return fail(.out_of_memory, "{s}: {d} bytes of workspace for {d} tokens were refused on cuda:{d}", .{ op, q_bytes + sum_bytes + mm * 4, mm, i });
+    const ws = pool.alloc(q_bytes + mm * 4) catch return fail(.out_of_memory, "{s}: {d} bytes of workspace for {d} tokens were refused on cuda:{d}", .{ op, q_bytes + mm * 4, mm, i });
     defer pool.free(ws) catch {};
     var xp = x orelse return fail(.invalid_argument, "{s}: null activations", .{op});
     var xd: c_int = @intCast(x_dtype);
@@ -456,21 +459,19 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
     var k64: i64 = @intCast(kk);
     var nb64: i64 = @intCast(nb);
     var qp: u64 = @intFromPtr(ws);
-    var sump: u64 = qp + q_bytes;
-    var sp: u64 = sump + sum_bytes;
-    var qparams = [_]?*anyopaque{ @ptrCast(&xp), @ptrCast(&xd), @ptrCast(&xst), @ptrCast(&m64), @ptrCast(&k64), @ptrCast(&nb64), @ptrCast(&qp), @ptrCast(&sump), @ptrCast(&sp) };
-    if (cuda.launchGrid(i, qf.f, @min(mm, 65535), 1, 256, &qparams)) |e| return fail(.internal, "{s}: quantize kernel on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
+    var sp: u64 = qp + q_bytes;
+    var qparams = [_]?*anyopaque{ @ptrCast(&xp), @ptrCast(&xd), @ptrCast(&xst), @ptrCast(&m64), @ptrCast(&k64), @ptrCast(&nb64), @ptrCast(&qp), @ptrCast(&sp) };
+    if (cuda.launchGrid(i, qf.f, @min(mm, 65535), 1, 1024, &qparams)) |e| return fail(.internal, "{s}: quantize kernel on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
     var wp = w orelse return fail(.invalid_argument, "{s}: null weights", .{op});
     var scp = scales;
     var fmt: c_int = if (f == .i2) 2 else 0;
     var mode: c_int = if (f == .i2) @intCast(scale_mode) else 3;
     var gb: i64 = if (f == .i2 and scale_mode == 2) @intCast(g / 256) else 1;
     var n64: i64 = @intCast(nn);
-    var tpb: c_int = if (mm == 1) 1 else if (mm <= 4) 4 else 16;
     var op_ = o;
-    var mparams = [_]?*anyopaque{ @ptrCast(&wp), @ptrCast(&scp), @ptrCast(&fmt), @ptrCast(&mode), @ptrCast(&gb), @ptrCast(&n64), @ptrCast(&nb64), @ptrCast(&qp), @ptrCast(&sump), @ptrCast(&sp), @ptrCast(&m64), @ptrCast(&tpb), @ptrCast(&op_) };
-    const chunks = (mm + @as(usize, @intCast(tpb)) - 1) / @as(usize, @intCast(tpb));
-    if (cuda.launchGrid(i, mf.f, (nn + 7) / 8, chunks, 256, &mparams)) |e| return fail(.internal, "{s}: matmul kernel on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
+    var mparams = [_]?*anyopaque{ @ptrCast(&wp), @ptrCast(&scp), @ptrCast(&fmt), @ptrCast(&mode), @ptrCast(&gb), @ptrCast(&n64), @ptrCast(&nb64), @ptrCast(&qp), @ptrCast(&sp), @ptrCast(&m64), @ptrCast(&op_) };
+    const chunks = (mm + tpb - 1) / tpb;
+    if (cuda.launchGrid(i, mf.f, (nn + rows_per_block - 1) / rows_per_block, chunks, 128, &mparams)) |e| return fail(.internal, "{s}: matmul kernel on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
     return ok();
 }
 

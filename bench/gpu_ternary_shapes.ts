@@ -1,0 +1,42 @@
+// The ternary matmul on a CUDA device over shapes and token counts: x[batch, k] @ W[n, k]ᵀ with W
+// absmean-quantized ("i2", one scale), per call = 200 back-to-back calls and one synchronisation;
+// "host enqueue" times the same 200 calls before synchronising (the CPU side of a call: argument
+// checks, the output's allocation, two kernel launches). An elementwise add of 1024 floats shows
+// the floor of a one-launch op. Run on a machine with a CUDA device: `bun bench/gpu_ternary_shapes.ts`.
+import * as bn from "../src/index.ts";
+
+if (!bn.devices().includes("cuda")) {
+  console.log("bench/gpu_ternary_shapes.ts: no CUDA device here: skipped");
+  process.exit(0);
+}
+const perCall = (f: () => void, calls = 200, reps = 15, sync = true): number => {
+  for (let i = 0; i < calls; i++) f();
+  bn.synchronize("cuda");
+  const ts: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = Bun.nanoseconds();
+    for (let i = 0; i < calls; i++) f();
+    const t1 = Bun.nanoseconds();
+    bn.synchronize("cuda");
+    ts.push(((sync ? Bun.nanoseconds() : t1) - t0) / calls);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[ts.length >> 1]! / 1e3;
+};
+for (const [n, k] of [[8192, 8192], [32768, 8192], [8192, 32768]] as [number, number][]) {
+  const wf = bn.randn([n, k], { seed: 4 });
+  const q = bn.quant.ternary(wf);
+  const w = q.to("cuda");
+  q.dispose();
+  wf.dispose();
+  for (const b of [1, 4, 16, 64]) {
+    const x = bn.randn([b, k], { seed: 5, device: "cuda" });
+    const full = perCall(() => bn.quant.ternaryMatmul(x, w).dispose());
+    const host = perCall(() => bn.quant.ternaryMatmul(x, w).dispose(), 200, 15, false);
+    console.log(`ternary ${n}x${k} batch ${b}: ${full.toFixed(1)} µs/call (host enqueue ${host.toFixed(1)} µs), ${(w.bytes / full / 1e3).toFixed(0)} GB/s`);
+    x.dispose();
+  }
+  w.dispose();
+}
+const a = bn.ones([1024], { device: "cuda" });
+console.log(`add 1024 (host-bound op): ${perCall(() => bn.add(a, a).dispose()).toFixed(1)} µs/call`);
