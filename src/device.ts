@@ -55,6 +55,13 @@ export interface CudaCapabilities {
   memoryBusBits: number;
   /** CUDA driver version, e.g. 13000 for 13.0. */
   driverVersion: number;
+  /**
+   * Where this device's kernels came from: "not built" (no GPU op ran yet), "compiled" (NVRTC,
+   * this process) or "cache" (the CUBIN a previous process wrote to the disk cache:
+   * `$BITNET_CACHE_DIR`, else `$XDG_CACHE_HOME/bitnet-bun`, else `~/.cache/bitnet-bun`;
+   * `BITNET_NO_KERNEL_CACHE=1` turns it off).
+   */
+  kernels: "not built" | "compiled" | "cache";
 }
 
 let cudaCache: { count: number; driver: number; reason: string } | undefined;
@@ -135,6 +142,7 @@ export function deviceCapabilities(device = "cpu"): CpuCapabilities | CudaCapabi
       memoryClockKHz: mb[i + 6]!,
       memory: { total: mb[i + 7]!, free: mb[i + 8]! },
       driverVersion: cudaState().driver,
+      kernels: (["not built", "compiled", "cache"] as const)[mb[i + 9]!] ?? "not built",
     };
   }
   check(sym.bn_capabilities(), "deviceCapabilities");

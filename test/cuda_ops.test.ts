@@ -7,6 +7,11 @@
 import { describe, expect, test } from "bun:test";
 import * as bn from "../src/index.ts";
 import { MB, lastMessage, mb, sym } from "../src/native.ts";
+import { tempDirs } from "./helpers.ts";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const tempDir = tempDirs();
 
 const present = bn.devices().includes("cuda");
 if (!present) console.log("cuda_ops tests: the GPU part is skipped here (no CUDA device)");
@@ -42,6 +47,46 @@ describe("CUDA kernel sources", () => {
     },
     60_000,
   );
+});
+
+describe("CUDA kernel cache", () => {
+  test.if(present)("kernels are compiled once, then later processes load the CUBIN from the disk cache", () => {
+    const dir = tempDir("bitnet-kcache-");
+    const script = join(dir, "k.ts");
+    writeFileSync(
+      script,
+      `import * as bn from ${JSON.stringify(join(import.meta.dir, "..", "src", "index.ts"))};
+const t0 = performance.now();
+using x = bn.ones([4], { device: "cuda" });
+using y = bn.add(x, x);
+const v = y.toArray();
+console.log(JSON.stringify({ kernels: bn.deviceCapabilities("cuda").kernels, ms: performance.now() - t0, v }));`,
+    );
+    const run = () => {
+      const r = Bun.spawnSync(["bun", script], { env: { ...process.env, BITNET_CACHE_DIR: dir } });
+      if (r.exitCode !== 0) throw new Error(r.stderr.toString());
+      return JSON.parse(r.stdout.toString().trim().split("\n").pop()!) as { kernels: string; ms: number; v: number[] };
+    };
+    const first = run();
+    expect(first.kernels).toBe("compiled");
+    expect(first.v).toEqual([2, 2, 2, 2]);
+    const files = readdirSync(dir).filter((f) => /^kernels-[0-9a-f]{16}-sm\d+\.cubin$/.test(f));
+    expect(files.length).toBe(1);
+    const second = run();
+    expect(second.kernels).toBe("cache");
+    expect(second.v).toEqual([2, 2, 2, 2]);
+    console.log(`kernel cache: first op ${first.ms.toFixed(0)} ms (NVRTC), ${second.ms.toFixed(0)} ms from the cache`);
+    // A damaged file is compiled again and rewritten.
+    writeFileSync(join(dir, files[0]!), "not a cubin");
+    const third = run();
+    expect(third.kernels).toBe("compiled");
+    expect(third.v).toEqual([2, 2, 2, 2]);
+    expect(run().kernels).toBe("cache");
+    // BITNET_NO_KERNEL_CACHE turns it off.
+    const off = Bun.spawnSync(["bun", script], { env: { ...process.env, BITNET_CACHE_DIR: dir, BITNET_NO_KERNEL_CACHE: "1" } });
+    expect(JSON.parse(off.stdout.toString().trim().split("\n").pop()!).kernels).toBe("compiled");
+    expect(existsSync(join(dir, files[0]!))).toBe(true);
+  }, 120_000);
 });
 
 describe("CUDA products", () => {

@@ -1,6 +1,7 @@
 //! Every call that touches the operating system lives here, so that kernels and the pool never
 //! depend on a moving std API (Zig 0.16+ moved files, clocks and locks behind std.Io).
-//! Pages, a small lock, environment variables, processor count, cache sizes and dynamic libraries.
+//! Pages, a small lock, environment variables, processor count, cache sizes, dynamic libraries
+//! and whole-file reads and writes (the CUDA kernel cache).
 const std = @import("std");
 const builtin = @import("builtin");
 const c = std.c;
@@ -213,4 +214,91 @@ pub fn dlopen(name: [*:0]const u8) ?*anyopaque {
 pub fn dlsym(lib: *anyopaque, name: [*:0]const u8) ?*anyopaque {
     if (builtin.os.tag == .windows) return null;
     return c.dlsym(lib, name);
+}
+
+/// A whole file (at most `max` bytes) read into memory from `gpa` (free with `gpa.free`), or null
+/// when it is missing, unreadable, empty or larger than `max`.
+pub fn readFile(gpa: std.mem.Allocator, path: [*:0]const u8, max: usize) ?[]u8 {
+    if (builtin.os.tag == .windows) return null;
+    const fd = c.open(path, .{ .ACCMODE = .RDONLY, .CLOEXEC = true });
+    if (fd < 0) return null;
+    defer _ = c.close(fd);
+    var buf = gpa.alloc(u8, @min(max, 1 << 20)) catch return null;
+    var len: usize = 0;
+    while (true) {
+        if (len == buf.len) {
+            if (buf.len >= max) break;
+            buf = gpa.realloc(buf, @min(buf.len * 2, max)) catch break;
+        }
+        const n = c.read(fd, buf.ptr + len, buf.len - len);
+        if (n <= 0) {
+            if (n == 0) return finish(gpa, buf, len);
+            break;
+        }
+        len += @intCast(n);
+    }
+    gpa.free(buf);
+    return null;
+}
+
+fn finish(gpa: std.mem.Allocator, buf: []u8, len: usize) ?[]u8 {
+    if (len == 0) {
+        gpa.free(buf);
+        return null;
+    }
+    return gpa.realloc(buf, len) catch {
+        gpa.free(buf);
+        return null;
+    };
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed into place (readers never see a
+/// partial file), creating missing parent folders. False when anything fails.
+pub fn writeFileAtomic(path: [:0]const u8, bytes: []const u8) bool {
+    if (builtin.os.tag == .windows) return false;
+    makeParents(path);
+    var tmp_buf: [1024]u8 = undefined;
+    const tmp = std.fmt.bufPrintSentinel(&tmp_buf, "{s}.{d}.tmp", .{ path, c.getpid() }, 0) catch return false;
+    const fd = c.open(tmp.ptr, .{ .ACCMODE = .WRONLY, .CREAT = true, .TRUNC = true, .CLOEXEC = true }, @as(c.mode_t, 0o644));
+    if (fd < 0) return false;
+    var done: usize = 0;
+    while (done < bytes.len) {
+        const n = c.write(fd, bytes.ptr + done, bytes.len - done);
+        if (n <= 0) break;
+        done += @intCast(n);
+    }
+    _ = c.close(fd);
+    if (done != bytes.len or c.rename(tmp.ptr, path.ptr) != 0) {
+        _ = c.unlink(tmp.ptr);
+        return false;
+    }
+    return true;
+}
+
+/// mkdir -p of the folders above `path` (errors ignored: the write that follows reports them).
+fn makeParents(path: []const u8) void {
+    var buf: [1024]u8 = undefined;
+    if (path.len >= buf.len) return;
+    var i: usize = 1;
+    while (i < path.len) : (i += 1) {
+        if (path[i] != '/') continue;
+        @memcpy(buf[0..i], path[0..i]);
+        buf[i] = 0;
+        _ = c.mkdir(@ptrCast(&buf), 0o755);
+    }
+}
+
+test "writeFileAtomic then readFile round-trips; missing files are null" {
+    const gpa = std.testing.allocator;
+    var name_buf: [256]u8 = undefined;
+    const name = try std.fmt.bufPrintSentinel(&name_buf, "/tmp/bitnet-os-test-{d}/sub/file.bin", .{c.getpid()}, 0);
+    var data: [3000]u8 = undefined;
+    for (&data, 0..) |*b, i| b.* = @truncate(i * 7);
+    try std.testing.expect(writeFileAtomic(name, &data));
+    const back = readFile(gpa, name.ptr, 1 << 20) orelse return error.TestUnexpectedResult;
+    defer gpa.free(back);
+    try std.testing.expectEqualSlices(u8, &data, back);
+    try std.testing.expect(readFile(gpa, name.ptr, 100) == null); // larger than max
+    try std.testing.expect(readFile(gpa, "/nonexistent/bitnet/file", 100) == null);
+    _ = c.unlink(name.ptr);
 }

@@ -174,9 +174,10 @@ export fn bn_pool_reset_peak(device: u32) i32 {
 }
 
 /// CUDA devices: with index < 0, info[0] = device count, info[1] = driver version (e.g. 13000),
-/// and the message holds why there is none; with index i >= 0, info[0..9] = compute capability
+/// and the message holds why there is none; with index i >= 0, info[0..10] = compute capability
 /// major, minor, multiprocessors, L2 bytes, SM clock kHz, memory bus bits, memory clock kHz, total
-/// bytes, free bytes, and the message holds the device's name.
+/// bytes, free bytes, where the kernels came from (0 not made yet, 1 compiled by NVRTC, 2 the disk
+/// cache), and the message holds the device's name.
 export fn bn_cuda_info(index: i32) i32 {
     return gpu_door.cuda_info(index);
 }

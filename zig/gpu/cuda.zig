@@ -3,8 +3,9 @@
 //! GPU. What is here: device discovery and properties, one primary context per device, device
 //! memory for the pools (zig/pool.zig over `Backing(i)`), copies between host and device and
 //! between devices, memset, and the kernels (elementwise.cu: elementwise ops and reductions;
-//! nn.cu: softmax and norms), compiled by NVRTC for the device on first use and launched over
-//! the strided-layout descriptor the CPU kernels read.
+//! nn.cu: softmax and norms; ternary.cu: the ternary matmul), compiled by NVRTC for the device on
+//! first use (the CUBIN is kept in a disk cache keyed by a hash of the sources, so later processes
+//! load it without NVRTC) and launched over the strided-layout descriptor the CPU kernels read.
 //!
 //! Every function that talks to the driver makes the device's primary context current on the
 //! calling thread first (cheap when it already is), so any thread may call in.
@@ -44,6 +45,7 @@ const Api = struct {
     cuGetErrorName: *const fn (CUresult, *?[*:0]const u8) callconv(.c) CUresult,
     cuModuleLoadData: *const fn (*?*anyopaque, *const anyopaque) callconv(.c) CUresult,
     cuModuleGetFunction: *const fn (*?*anyopaque, ?*anyopaque, [*:0]const u8) callconv(.c) CUresult,
+    cuModuleUnload: *const fn (?*anyopaque) callconv(.c) CUresult,
     cuLaunchKernel: *const fn (?*anyopaque, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, ?*anyopaque, ?[*]?*anyopaque, ?[*]?*anyopaque) callconv(.c) CUresult,
 };
 
@@ -307,32 +309,75 @@ pub fn kernelError() []const u8 {
     return log_buf[0..log_len];
 }
 
-/// The kernel `k` on device i, compiling the module on first use (NVRTC, sm_<cc>).
+/// Where the kernel state of device i came from: 0 not yet, 1 compiled by NVRTC, 2 the disk cache.
+pub var kernel_origin: [max_devices]u8 = @splat(0);
+
+/// The kernel `k` on device i, made on first use: the CUBIN for sm_<cc> from the disk cache when
+/// one was written for exactly these sources, else compiled by NVRTC (and written to the cache).
 pub fn function(i: usize, k: Kernel) ?*anyopaque {
     if (@atomicLoad(bool, &compiled[i], .acquire)) return functions[i][@intFromEnum(k)];
     compile_lock.lock();
     defer compile_lock.unlock();
     if (!compiled[i]) {
+        const gpa = std.heap.c_allocator;
+        const cc = infos[i].cc_major * 10 + infos[i].cc_minor;
+        var path_buf: [1024]u8 = undefined;
+        const path = cachePath(&path_buf, cc);
+        if (path) |p| if (os.readFile(gpa, p.ptr, 64 << 20)) |bin| {
+            defer gpa.free(bin);
+            if (loadModule(i, bin) == null) {
+                kernel_origin[i] = 2;
+                @atomicStore(bool, &compiled[i], true, .release);
+                return functions[i][@intFromEnum(k)];
+            }
+            // A stale or damaged file: compile and write it again.
+        };
         if (!nvrtc.available()) {
             const w = nvrtc.why;
             @memcpy(log_buf[0..w.len], w);
             log_len = w.len;
             return null;
         }
-        const cc = infos[i].cc_major * 10 + infos[i].cc_minor;
-        const bin = nvrtc.compile(std.heap.c_allocator, source, "bitnet_kernels.cu", cc, &log_buf, &log_len) orelse return null;
-        defer std.heap.c_allocator.free(bin);
-        if (current(i)) |f| return moduleFail("cuCtxSetCurrent", f.code);
-        var module: ?*anyopaque = null;
-        const r = api.cuModuleLoadData(&module, bin.ptr);
-        if (r != 0) return moduleFail("cuModuleLoadData", r);
-        for (kernel_names, 0..) |name, j| {
-            const rf = api.cuModuleGetFunction(&functions[i][j], module, name);
-            if (rf != 0) return moduleFail("cuModuleGetFunction", rf);
-        }
+        const bin = nvrtc.compile(gpa, source, "bitnet_kernels.cu", cc, &log_buf, &log_len) orelse return null;
+        defer gpa.free(bin);
+        if (loadModule(i, bin)) |f| return moduleFail(f.what, f.code);
+        if (path) |p| _ = os.writeFileAtomic(p, bin);
+        kernel_origin[i] = 1;
         @atomicStore(bool, &compiled[i], true, .release);
     }
     return functions[i][@intFromEnum(k)];
+}
+
+/// Loads a CUBIN on device i and looks every kernel up (null when all went well).
+fn loadModule(i: usize, bin: []const u8) ?struct { what: []const u8, code: CUresult } {
+    if (current(i)) |f| return .{ .what = "cuCtxSetCurrent", .code = f.code };
+    var module: ?*anyopaque = null;
+    const r = api.cuModuleLoadData(&module, bin.ptr);
+    if (r != 0) return .{ .what = "cuModuleLoadData", .code = r };
+    for (kernel_names, 0..) |name, j| {
+        const rf = api.cuModuleGetFunction(&functions[i][j], module, name);
+        if (rf != 0) {
+            _ = api.cuModuleUnload(module);
+            return .{ .what = "cuModuleGetFunction", .code = rf };
+        }
+    }
+    return null;
+}
+
+/// The disk cache file of the kernels for sm_<cc>: `$BITNET_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/bitnet-bun`, else `$HOME/.cache/bitnet-bun`, named after a hash of the
+/// sources (an edited kernel never loads a stale CUBIN). Null when `BITNET_NO_KERNEL_CACHE` is
+/// set or no folder is known.
+fn cachePath(buf: []u8, cc: i32) ?[:0]const u8 {
+    if (os.getenv("BITNET_NO_KERNEL_CACHE")) |v| {
+        if (v.len > 0 and !std.mem.eql(u8, v, "0")) return null;
+    }
+    const hash = std.hash.Wyhash.hash(0x6269746e6574, std.mem.span(source));
+    const name = "kernels-{x:0>16}-sm{d}.cubin";
+    if (os.getenv("BITNET_CACHE_DIR")) |d| if (d.len > 0) return std.fmt.bufPrintSentinel(buf, "{s}/" ++ name, .{ d, hash, cc }, 0) catch null;
+    if (os.getenv("XDG_CACHE_HOME")) |d| if (d.len > 0) return std.fmt.bufPrintSentinel(buf, "{s}/bitnet-bun/" ++ name, .{ d, hash, cc }, 0) catch null;
+    if (os.getenv("HOME")) |d| if (d.len > 0) return std.fmt.bufPrintSentinel(buf, "{s}/.cache/bitnet-bun/" ++ name, .{ d, hash, cc }, 0) catch null;
+    return null;
 }
 
 fn moduleFail(what: []const u8, r: CUresult) ?*anyopaque {

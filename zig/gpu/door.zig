@@ -88,6 +88,7 @@ pub fn cuda_info(index: i32) i32 {
         @floatFromInt(inf.cc_major),   @floatFromInt(inf.cc_minor),      @floatFromInt(inf.sm_count),
         @floatFromInt(inf.l2_bytes),   @floatFromInt(inf.clock_khz),     @floatFromInt(inf.mem_bus_bits),
         @floatFromInt(inf.mem_clock_khz), @floatFromInt(inf.total_mem), @floatFromInt(free),
+        @floatFromInt(cuda.kernel_origin[i]),
     };
     @memcpy(m.f[mb.info..][0..rec.len], &rec);
     return okMessage("{s}", .{inf.name[0..inf.name_len]});
