@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: the Zig engine's unit tests (Debug with safety checks, every SIMD level this CPU
 # runs; the pool and thread pool again in ReleaseSafe), the TypeScript type check, the
-# linux-arm64 (NEON) checks under qemu (scripts/test-arm64.sh), then `bun test`. Ends with one
+# linux-arm64 (NEON) checks under qemu (scripts/test-arm64.sh), then `bun test` (with NVRTC from
+# scripts/fetch-nvrtc.sh when it can be fetched, so the CUDA kernels compile here). Ends with one
 # line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,11 @@ bash scripts/test-arm64.sh | tee "$log/arm64.txt"
 while read -r a b; do ts_pass=$((ts_pass + a)); ts_fail=$((ts_fail + b)); done < <(
   grep -E "^arm64 (zig|bun): " "$log/arm64.txt" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1 \2/')
 
+# NVRTC (no GPU needed) lets test/cuda_ops.test.ts compile the CUDA kernel sources here too.
+if [ -z "${BITNET_NVRTC:-}" ]; then
+  nvrtc=$(bash scripts/fetch-nvrtc.sh)
+  [ -n "$nvrtc" ] && export BITNET_NVRTC="$nvrtc"
+fi
 bun test "$@" 2>&1 | tee "$log/bun.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 bp=$(grep -oE "^ *[0-9]+ pass$" "$log/bun.txt" | tail -1 | grep -oE "[0-9]+" || echo 0)
