@@ -197,7 +197,7 @@ type ViewKind = { perm: number[] | null; steps: number[] | null };
  * a contiguous base, then sliced (steps, possibly negative) and/or permuted. Returns the view
  * and a disposer for the base.
  */
-function makeView(data: Float64Array, shape: number[], d: DT, view: ViewKind): { t: bn.Tensor; done: () => void } {
+function makeView(data: Float64Array, shape: number[], d: DT, view: ViewKind, device = "cpu"): { t: bn.Tensor; done: () => void } {
   const ref = new Ref(shape, data);
   const nd = shape.length;
   // Work backwards: the permuted-then-sliced base holds ref's elements in other places.
@@ -229,7 +229,7 @@ function makeView(data: Float64Array, shape: number[], d: DT, view: ViewKind): {
       idx[i] = 0;
     }
   }
-  const base = bn.tensor(baseData, { dtype: d, shape: baseShape });
+  const base = bn.tensor(baseData, { dtype: d, shape: baseShape, device });
   const sliced = base.slice(specs);
   const t = sliced.permute(inv);
   return {
@@ -265,8 +265,15 @@ function normAxes(axis: number | number[] | undefined | null, nd: number): numbe
 
 // ---- properties ---------------------------------------------------------------------------------
 
+const CUDA = bn.devices().includes("cuda");
+if (!CUDA) console.log("reduce tests: no CUDA device here, the cuda run of the reference property is skipped");
+
 describe("reductions match the float64 reference", () => {
-  test("every op, dtype, axis set, keepdims and strided layout", () => {
+  test("every op, dtype, axis set, keepdims and strided layout", () => referenceProperty("cpu", 600));
+  // The same property on the GPU (zig/gpu/elementwise.cu bn_reduce), strided views made there.
+  test.if(CUDA)("every op, dtype, axis set, keepdims and strided layout, on cuda", () => referenceProperty("cuda", 300));
+
+  function referenceProperty(device: string, numRuns: number): void {
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 0, maxLength: 4 }).chain((shape) =>
@@ -284,7 +291,7 @@ describe("reductions match the float64 reference", () => {
           const { shape, op, d, keepdims, view, seed, ddof } = r;
           const nd = shape.length;
           const data = values(d, shape.reduce((a, b) => a * b, 1), seed, op);
-          const { t, done } = makeView(data, shape, d, view);
+          const { t, done } = makeView(data, shape, d, view, device);
           try {
             const axes = normAxes(axis, nd);
             const opts: bn.VarOptions = { axis, keepdims };
@@ -322,9 +329,9 @@ describe("reductions match the float64 reference", () => {
           }
         },
       ),
-      { numRuns: 600 },
+      { numRuns },
     );
-  });
+  }
 
   test("cumsum along every axis and flattened, every dtype and layout", () => {
     fc.assert(
