@@ -144,16 +144,20 @@ extern "C" __global__ void bn_convert(Layout L, i64 n, void* out, int out_dt, co
   }
 }
 
+// An integer result reduced to its low 32 bits (sign-extended), so that the double carrying it to
+// `stored` is exact: every integer dtype keeps the low bits of the exact result (wrap-around).
+__device__ __forceinline__ double wrap32(unsigned long long v) { return (double)(i32)(u32)v; }
+
 __device__ double ipow(double a, double b) {
-  i64 base = (i64)a, e = (i64)b;
-  if (e < 0) return base == 1 ? 1 : base == -1 ? ((e & 1) ? -1 : 1) : 0;
-  i64 r = 1;
+  i64 sb = (i64)a, e = (i64)b;
+  if (e < 0) return sb == 1 ? 1 : sb == -1 ? ((e & 1) ? -1 : 1) : 0;
+  unsigned long long base = (unsigned long long)sb, r = 1;  // arithmetic mod 2^64: low bits exact
   while (e > 0) {
     if (e & 1) r *= base;
     base *= base;
     e >>= 1;
   }
-  return (double)r;
+  return wrap32(r);
 }
 
 // Binary ops (codes of args.BinaryOp): add 0, sub 1, mul 2, div 3, pow 4, maximum 5, minimum 6,
@@ -228,9 +232,9 @@ extern "C" __global__ void bn_binary(Layout L, i64 n, int op, int dt, void* out,
     } else {
       i64 p = (i64)x, q = (i64)y;
       switch (op) {
-        case 0: r = (double)(p + q); break;
-        case 1: r = (double)(p - q); break;
-        case 2: r = (double)(p * q); break;
+        case 0: r = wrap32((unsigned long long)p + (unsigned long long)q); break;
+        case 1: r = wrap32((unsigned long long)p - (unsigned long long)q); break;
+        case 2: r = wrap32((unsigned long long)p * (unsigned long long)q); break;
         case 3: r = x / y; break;
         case 4: r = ipow(x, y); break;
         case 5: r = p > q ? x : y; break;
@@ -247,7 +251,21 @@ extern "C" __global__ void bn_binary(Layout L, i64 n, int op, int dt, void* out,
   }
 }
 
-__device__ __forceinline__ float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+// Logistic sigmoid without overflow or cancellation: e^x / (1 + e^x) for x < 0 (so tiny results
+// keep their digits down to the subnormals), 1 / (1 + e^-x) otherwise.
+__device__ __forceinline__ float sigm(float x) {
+  if (x < 0.0f) {
+    const float e = expf(x);
+    return e / (1.0f + e);
+  }
+  return 1.0f / (1.0f + expf(-x));
+}
+
+// s·(1 − s) for s = sigm(x), as e / (1 + e)² with e = e^-|x| (no cancellation in 1 − s).
+__device__ __forceinline__ float sigm_grad(float x) {
+  const float e = expf(-fabsf(x));
+  return e / ((1.0f + e) * (1.0f + e));
+}
 
 // Unary ops (codes of args.UnaryOp): neg 0, abs 1, exp 2, log 3, sqrt 4, rsqrt 5, sin 6, cos 7,
 // tanh 8, erf 9, floor 10, ceil 11, round 12 (half to even), sign 13, relu 14, gelu 15, gelu_tanh
@@ -296,8 +314,10 @@ extern "C" __global__ void bn_unary(Layout L, i64 n, int op, int dt, void* out, 
         case 12: y = rintf(x); break;
         case 13: y = x > 0 ? 1.0f : x < 0 ? -1.0f : x; break;
         case 14: y = x > 0 ? x : 0.0f; break;
-        case 15: y = 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); break;
-        case 16: y = 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x))); break;
+        // gelu: 1 + erf(x/√2) cancels for x < 0; erfc(-x/√2) is the same value without cancelling.
+        case 15: y = x < 0.0f ? 0.5f * x * erfcf(-x * 0.7071067811865476f) : 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); break;
+        // gelu_tanh: 0.5·(1 + tanh(u)) = sigm(2u), which keeps its digits for x < 0.
+        case 16: y = x * sigm(2.0f * k * (x + 0.044715f * x * x * x)); break;
         case 17: y = x * sigm(x); break;
         case 18: y = sigm(x); break;
         case 19: {
@@ -307,10 +327,15 @@ extern "C" __global__ void bn_unary(Layout L, i64 n, int op, int dt, void* out, 
           break;
         }
         case 20: y = x > 0 ? 1.0f : 0.0f; break;
-        case 21: y = 0.5f * (1.0f + erff(x * 0.7071067811865476f)) + x * 0.3989422804014327f * expf(-0.5f * x * x); break;
+        case 21: {
+          const float cdf = x < 0.0f ? 0.5f * erfcf(-x * 0.7071067811865476f) : 0.5f * (1.0f + erff(x * 0.7071067811865476f));
+          y = cdf + x * 0.3989422804014327f * expf(-0.5f * x * x);
+          break;
+        }
         case 22: {
-          float u = k * (x + 0.044715f * x * x * x), t = tanhf(u);
-          y = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 0.134145f * x * x);
+          // With s = sigm(2u): 0.5·(1 + tanh u) = s and 1 − tanh²u = 4·s·(1 − s).
+          const float u2 = 2.0f * k * (x + 0.044715f * x * x * x);
+          y = sigm(u2) + 2.0f * x * sigm_grad(u2) * k * (1.0f + 0.134145f * x * x);
           break;
         }
         case 23: {
@@ -318,14 +343,11 @@ extern "C" __global__ void bn_unary(Layout L, i64 n, int op, int dt, void* out, 
           y = s * (1.0f + x * (1.0f - s));
           break;
         }
-        case 24: {
-          float s = sigm(x);
-          y = s * (1.0f - s);
-          break;
-        }
+        case 24: y = sigm_grad(x); break;
         default: {
-          float t = tanhf(x);
-          y = 1.0f - t * t;
+          // 1 − tanh²x = 4e / (1 + e)² with e = e^(−2|x|): no cancellation for large |x|.
+          const float e = expf(-2.0f * fabsf(x));
+          y = 4.0f * e / ((1.0f + e) * (1.0f + e));
           break;
         }
       }
