@@ -66,6 +66,35 @@ describe("CUDA present", () => {
     expect(String(ga)).toContain("device=cuda");
   });
 
+  test.if(present)("large transfers (pinned staging, chunks of 8 MiB): every byte arrives, back to back", () => {
+    // 22 MB, not a multiple of the chunk; several in flight before any is read back.
+    const n = 5_500_001;
+    const hosts = [0, 1, 2].map((k) => bn.arange(k, n + k, 1, { dtype: "f32" }));
+    const gpus = hosts.map((h) => h.to("cuda")); // host→device copies return once queued
+    for (const h of hosts) (h.data as Float32Array).fill(-1); // the sources may change at once
+    gpus.forEach((g, k) => {
+      using back = g.toCpu();
+      const v = back.data as Float32Array;
+      expect(v.length).toBe(n);
+      let bad = 0;
+      for (let i = 0; i < n; i++) if (v[i] !== i + k) bad++;
+      expect(bad).toBe(0);
+    });
+    // A large strided view (packed on the host first) and a large i8 tensor.
+    using big = bn.arange(0, 4 * 1_200_000, 1, { dtype: "f32" }).reshape([1_200_000, 4]);
+    using col = big.slice([null, 2]);
+    using gcol = col.to("cuda");
+    using bcol = gcol.toCpu();
+    const cv = bcol.data as Float32Array;
+    expect(cv[0]).toBe(2);
+    expect(cv[1_199_999]).toBe(4 * 1_199_999 + 2);
+    using bytes = bn.full([9_000_000], -7, { dtype: "i8" });
+    using gb = bytes.to("cuda");
+    using s = bn.sum(gb.astype("i32"));
+    expect(s.item()).toBe(-63_000_000);
+    for (const t of [...hosts, ...gpus]) t.dispose();
+  });
+
   test.if(present)("creation on the GPU, the pool's counters, trim and the limit", () => {
     const s0 = bn.memory.stats("cuda");
     {

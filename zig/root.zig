@@ -184,7 +184,9 @@ export fn bn_cuda_info(index: i32) i32 {
 
 /// Copies `nbytes` contiguous bytes from `src` on engine device `src_dev` to `dst` on `dst_dev`
 /// (0 = host memory, 1 + i = cuda:i): host to device, device to host, device to device (also
-/// across devices) and host to host. Returns when the copy is complete.
+/// across devices) and host to host. Returns when the copy is complete, except host→device copies
+/// of 4 MiB or more (through pinned staging, zig/gpu/door.zig): they return once queued, the
+/// source already copied out, and complete in stream order before any later kernel or copy.
 export fn bn_memcpy(dst_dev: u32, dst: ?*anyopaque, src_dev: u32, src: ?*const anyopaque, nbytes: f64) i32 {
     return gpu_door.memcpy(dst_dev, dst, src_dev, src, nbytes);
 }

@@ -7,8 +7,9 @@
 //! is column-major, so each call computes `Cᵀ = Bᵀ · Aᵀ`, choosing for each operand the
 //! transpose flag that lets it be read in place (`operandView`). f32 runs in full f32 (no TF32,
 //! as PyTorch's default) through cublasGemm(StridedBatched)Ex; f16 and bf16 operands run on the
-//! tensor cores with f32 accumulation through cublasLt (its heuristic picks the Hopper kernels;
-//! cublasGemmEx when cublasLt is missing) and are written in their own dtype.
+//! tensor cores with f32 accumulation (large products through cublasLt, whose heuristic picks
+//! faster Hopper kernels there; the others, or without cublasLt, through cublasGemmEx) and are
+//! written in their own dtype.
 const std = @import("std");
 const os = @import("../os.zig");
 const cuda = @import("cuda.zig");
@@ -197,12 +198,19 @@ pub const Gemm = struct {
 /// addresses of element 0 of the first matrix of each operand. f16/bf16 go through cublasLt when
 /// it is there.
 pub fn gemm(i: usize, hd: Handle, g: Gemm, a_ptr: u64, b_ptr: u64, c_ptr: u64) ?Status {
-    if (g.in_type != 0 and lt_handles[i] != null) {
+    // Measured on the H100 (bench/results/2026-11-26-h100-cuda.md): cublasLt's first heuristic
+    // choice matches PyTorch at 8192³ bf16 where cublasGemmEx reaches 0.89 of it, and the reverse
+    // at 4096³ (0.88 vs 0.97-0.99). Large products go to cublasLt, the others to cublasGemmEx.
+    const work = @as(f64, @floatFromInt(g.m)) * @as(f64, @floatFromInt(g.n)) * @as(f64, @floatFromInt(g.k)) * @as(f64, @floatFromInt(g.batch));
+    if (g.in_type != 0 and lt_handles[i] != null and work > lt_min_work) {
         if (ltGemm(i, g, a_ptr, b_ptr, c_ptr)) |r| return if (r == lt_no_algo) gemmEx(hd, g, a_ptr, b_ptr, c_ptr) else r;
         return null;
     }
     return gemmEx(hd, g, a_ptr, b_ptr, c_ptr);
 }
+
+/// Multiply-adds from which f16/bf16 products use cublasLt (above 4096³).
+const lt_min_work: f64 = 4096.0 * 4096.0 * 4096.0 * 1.5;
 
 /// Returned by ltGemm when the heuristic offers no algorithm (the caller falls back).
 const lt_no_algo: Status = -1;

@@ -42,6 +42,12 @@ const Api = struct {
     cuMemcpyDtoD_v2: *const fn (CUdeviceptr, CUdeviceptr, usize) callconv(.c) CUresult,
     cuMemcpyPeer: *const fn (CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, usize) callconv(.c) CUresult,
     cuMemsetD8_v2: *const fn (CUdeviceptr, u8, usize) callconv(.c) CUresult,
+    cuMemHostAlloc: *const fn (*?*anyopaque, usize, c_uint) callconv(.c) CUresult,
+    cuMemcpyHtoDAsync_v2: *const fn (CUdeviceptr, *const anyopaque, usize, ?*anyopaque) callconv(.c) CUresult,
+    cuMemcpyDtoHAsync_v2: *const fn (*anyopaque, CUdeviceptr, usize, ?*anyopaque) callconv(.c) CUresult,
+    cuEventCreate: *const fn (*?*anyopaque, c_uint) callconv(.c) CUresult,
+    cuEventRecord: *const fn (?*anyopaque, ?*anyopaque) callconv(.c) CUresult,
+    cuEventSynchronize: *const fn (?*anyopaque) callconv(.c) CUresult,
     cuGetErrorName: *const fn (CUresult, *?[*:0]const u8) callconv(.c) CUresult,
     cuModuleLoadData: *const fn (*?*anyopaque, *const anyopaque) callconv(.c) CUresult,
     cuModuleGetFunction: *const fn (*?*anyopaque, ?*anyopaque, [*:0]const u8) callconv(.c) CUresult,
@@ -226,6 +232,67 @@ pub fn rawAlloc(i: usize, n: usize) ?u64 {
 pub fn synchronize(i: usize) ?Failure {
     if (current(i)) |f| return f;
     return check(api.cuCtxSynchronize());
+}
+
+// ---- pinned staging for large host transfers ----------------------------------------------------
+
+/// Two page-locked buffers a device and an event each: a large host→device copy is cut into
+/// chunks that the CPU copies into one buffer while the DMA engine reads the other (device→host
+/// the other way round). Made on the first large copy; kept for the process.
+pub const Staging = struct {
+    pub const chunk: usize = 8 * 1024 * 1024;
+    buf: [2][*]u8,
+    ev: [2]?*anyopaque,
+    /// Whether a copy through buffer b may still be running (wait on ev[b] before reusing it).
+    busy: [2]bool = .{ false, false },
+    lock: os.Lock = .{},
+};
+
+var stagings: [max_devices]?Staging = @splat(null);
+var staging_failed: [max_devices]bool = @splat(false);
+var staging_lock: os.Lock = .{};
+
+/// Device i's staging buffers, or null when page-locked memory cannot be had (callers then use
+/// the driver's plain copies).
+pub fn staging(i: usize) ?*Staging {
+    staging_lock.lock();
+    defer staging_lock.unlock();
+    if (stagings[i] == null and !staging_failed[i]) {
+        staging_failed[i] = true;
+        if (current(i) != null) return null;
+        var st: Staging = .{ .buf = undefined, .ev = .{ null, null } };
+        for (0..2) |b| {
+            var p: ?*anyopaque = null;
+            if (api.cuMemHostAlloc(&p, Staging.chunk, 0) != 0 or p == null) return null;
+            st.buf[b] = @ptrCast(p.?);
+            if (api.cuEventCreate(&st.ev[b], 2) != 0) return null; // CU_EVENT_DISABLE_TIMING
+        }
+        stagings[i] = st;
+        staging_failed[i] = false;
+    }
+    return if (stagings[i]) |*st| st else null;
+}
+
+/// Queues a copy from page-locked host memory to device i on the default stream.
+pub fn copyHtoDAsync(i: usize, dst: CUdeviceptr, src: *const anyopaque, n: usize) ?Failure {
+    if (current(i)) |f| return f;
+    return check(api.cuMemcpyHtoDAsync_v2(dst, src, n, null));
+}
+
+/// Queues a copy from device i to page-locked host memory on the default stream.
+pub fn copyDtoHAsync(i: usize, dst: *anyopaque, src: CUdeviceptr, n: usize) ?Failure {
+    if (current(i)) |f| return f;
+    return check(api.cuMemcpyDtoHAsync_v2(dst, src, n, null));
+}
+
+/// Marks the point the default stream has reached (device i's context must be current).
+pub fn eventRecord(ev: ?*anyopaque) ?Failure {
+    return check(api.cuEventRecord(ev, null));
+}
+
+/// Waits until the work before the event's record has finished.
+pub fn eventSync(ev: ?*anyopaque) ?Failure {
+    return check(api.cuEventSynchronize(ev));
 }
 
 // ---- device memory for the pools ----------------------------------------------------------------

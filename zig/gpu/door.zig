@@ -103,10 +103,16 @@ pub fn memcpy(dst_dev: u32, dst: ?*anyopaque, src_dev: u32, src: ?*const anyopaq
     const si = devices.cudaIndex(src_dev);
     if ((dst_dev != 0 and di == null) or (src_dev != 0 and si == null)) return fail(.device, "memcpy: unknown device index {d} or {d}", .{ dst_dev, src_dev });
     if ((di != null and di.? >= cuda.deviceCount()) or (si != null and si.? >= cuda.deviceCount())) return fail(.device, "memcpy: cuda device not present", .{});
+    const staged = n >= staged_min;
     const r: ?cuda.Failure = if (di == null and si == null) blk: {
         @memcpy(@as([*]u8, @ptrCast(d))[0..n], @as([*]const u8, @ptrCast(s))[0..n]);
         break :blk null;
-    } else if (si == null) cuda.copyHtoD(di.?, @intFromPtr(d), s, n) else if (di == null) cuda.copyDtoH(si.?, d, @intFromPtr(s), n) else cuda.copyDtoD(di.?, @intFromPtr(d), si.?, @intFromPtr(s), n);
+    } else if (si == null)
+        (if (staged) stagedHtoD(di.?, @intFromPtr(d), @ptrCast(s), n) else cuda.copyHtoD(di.?, @intFromPtr(d), s, n))
+    else if (di == null)
+        (if (staged) stagedDtoH(si.?, @ptrCast(d), @intFromPtr(s), n) else cuda.copyDtoH(si.?, d, @intFromPtr(s), n))
+    else
+        cuda.copyDtoD(di.?, @intFromPtr(d), si.?, @intFromPtr(s), n);
     if (r) |f| return fail(if (f.code == 2) .out_of_memory else .internal, "memcpy: {d} bytes from device {d} to device {d}: {s}", .{ n, src_dev, dst_dev, cuda.errorName(f.code) });
     return ok();
 }
@@ -306,6 +312,84 @@ pub fn cuda_synchronize(device: u32) i32 {
     if (i >= cuda.deviceCount()) return fail(.device, "synchronize: cuda:{d} is not present", .{i});
     if (cuda.synchronize(i)) |e| return fail(.internal, "synchronize: cuda:{d}: {s}", .{ i, cuda.errorName(e.code) });
     return ok();
+}
+
+// ---- large host transfers: pinned staging, CPU copies on the engine's threads -------------------
+
+/// Copies from this size up go through the staging buffers (smaller ones: the driver's copy).
+const staged_min: usize = 4 * 1024 * 1024;
+
+/// A host memcpy split over the engine's threads (256 KiB a task).
+fn parallelCopy(dst: [*]u8, src: [*]const u8, n: usize) void {
+    const piece: usize = 256 * 1024;
+    const Ctx = struct {
+        dst: [*]u8,
+        src: [*]const u8,
+        n: usize,
+        fn task(c: *const @This(), b: usize, e: usize) void {
+            const lo = b * piece;
+            const hi = @min(e * piece, c.n);
+            @memcpy(c.dst[lo..hi], c.src[lo..hi]);
+        }
+    };
+    const ctx: Ctx = .{ .dst = dst, .src = src, .n = n };
+    getEngine().par.run((n + piece - 1) / piece, 1, &ctx, Ctx.task);
+}
+
+/// Host (pageable) → device i through the staging buffers: while the DMA engine reads one buffer
+/// the CPU fills the other. Returns once the last chunk is queued (the source may be reused at
+/// once; the copy completes in stream order before any later kernel or copy).
+fn stagedHtoD(i: usize, dst: u64, src: [*]const u8, n: usize) ?cuda.Failure {
+    const st = cuda.staging(i) orelse return cuda.copyHtoD(i, dst, src, n);
+    st.lock.lock();
+    defer st.lock.unlock();
+    var off: usize = 0;
+    var b: usize = 0;
+    while (off < n) : (b ^= 1) {
+        const len = @min(cuda.Staging.chunk, n - off);
+        if (st.busy[b]) if (cuda.eventSync(st.ev[b])) |f| return f;
+        parallelCopy(st.buf[b], src + off, len);
+        if (cuda.copyHtoDAsync(i, dst + off, st.buf[b], len)) |f| return f;
+        if (cuda.eventRecord(st.ev[b])) |f| return f;
+        st.busy[b] = true;
+        off += len;
+    }
+    return null;
+}
+
+/// Device i → host (pageable) through the staging buffers: the DMA engine fills one buffer while
+/// the CPU empties the other. Returns when every byte has arrived.
+fn stagedDtoH(i: usize, dst: [*]u8, src: u64, n: usize) ?cuda.Failure {
+    const st = cuda.staging(i) orelse return cuda.copyDtoH(i, dst, src, n);
+    st.lock.lock();
+    defer st.lock.unlock();
+    // Earlier host→device chunks may still be reading the buffers.
+    for (0..2) |b| if (st.busy[b]) {
+        if (cuda.eventSync(st.ev[b])) |f| return f;
+        st.busy[b] = false;
+    };
+    const chunks = (n + cuda.Staging.chunk - 1) / cuda.Staging.chunk;
+    // Queue chunk 0, then for each chunk: queue the next into the other buffer, wait for this one,
+    // copy it out.
+    if (queueDtoH(i, st, 0, src, n)) |f| return f;
+    for (0..chunks) |c| {
+        const b = c & 1;
+        if (c + 1 < chunks) if (queueDtoH(i, st, c + 1, src, n)) |f| return f;
+        if (cuda.eventSync(st.ev[b])) |f| return f;
+        st.busy[b] = false;
+        const off = c * cuda.Staging.chunk;
+        parallelCopy(dst + off, st.buf[b], @min(cuda.Staging.chunk, n - off));
+    }
+    return null;
+}
+
+fn queueDtoH(i: usize, st: *cuda.Staging, c: usize, src: u64, n: usize) ?cuda.Failure {
+    const b = c & 1;
+    const off = c * cuda.Staging.chunk;
+    if (cuda.copyDtoHAsync(i, st.buf[b], src + off, @min(cuda.Staging.chunk, n - off))) |f| return f;
+    if (cuda.eventRecord(st.ev[b])) |f| return f;
+    st.busy[b] = true;
+    return null;
 }
 
 /// The CUDA device index of engine device `device`, or an error status.
