@@ -1,22 +1,13 @@
 //! Bodies of the matmul, linear algebra and ternary exports of zig/root.zig (which keeps the
 //! signatures and their documentation). Same rules: check every argument, return a status.
 const std = @import("std");
-const Status = @import("status.zig").Status;
 const dt = @import("cpu/dtype.zig");
-const strided = @import("cpu/strided.zig");
 const args_mod = @import("cpu/args.zig");
-const devices = @import("devices.zig");
-const cuda = @import("gpu/cuda.zig");
 const DType = dt.DType;
 const door = @import("door.zig");
 const fail = door.fail;
 const ok = door.ok;
-const okMessage = door.okMessage;
-const mailbox = door.mailbox;
-const mb = door.mb;
 const count = door.count;
-const finite = door.finite;
-const dtypeArg = door.dtypeArg;
 const dtypeOr = door.dtypeOr;
 const readLayout = door.readLayout;
 const isTensorFloat = door.isTensorFloat;

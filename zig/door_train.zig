@@ -1,27 +1,16 @@
 //! Bodies of the gradient, gather/scatter and optimizer exports of zig/root.zig (which keeps
 //! the signatures and their documentation). Same rules: check every argument, return a status.
 const std = @import("std");
-const Status = @import("status.zig").Status;
-const dt = @import("cpu/dtype.zig");
-const strided = @import("cpu/strided.zig");
 const args_mod = @import("cpu/args.zig");
-const devices = @import("devices.zig");
-const cuda = @import("gpu/cuda.zig");
-const DType = dt.DType;
 const door = @import("door.zig");
 const fail = door.fail;
 const ok = door.ok;
-const okMessage = door.okMessage;
-const mailbox = door.mailbox;
-const mb = door.mb;
 const count = door.count;
 const finite = door.finite;
-const dtypeArg = door.dtypeArg;
 const dtypeOr = door.dtypeOr;
 const readLayout = door.readLayout;
 const isTensorFloat = door.isTensorFloat;
 const getEngine = door.getEngine;
-const Engine = door.Engine;
 
 /// Reads the [outer, axis_len, inner] view and the index count of a take / indexAdd call.
 pub fn gatherArgs(name: []const u8, dtype: u32, idx_dtype: u32, outer: f64, axis_len: f64, inner: f64, nidx: f64, a: *args_mod.GatherArgs) ?i32 {

@@ -14,20 +14,15 @@
 //!   zig/pool.zig, the kernel table chosen at load time (zig/cpu/kernels.zig) and zig/gpu/.
 //! scripts/gen-abi.ts reads the export signatures below to generate src/abi.gen.ts.
 const std = @import("std");
-const builtin = @import("builtin");
-const build_options = @import("build_options");
 const os = @import("os.zig");
 const pool_mod = @import("pool.zig");
 const Status = @import("status.zig").Status;
 const features = @import("cpu/features.zig");
 const dt = @import("cpu/dtype.zig");
-const strided = @import("cpu/strided.zig");
 const copy_mod = @import("cpu/copy.zig");
 const args_mod = @import("cpu/args.zig");
 const threads = @import("threads.zig");
 const elementwise = @import("cpu/elementwise.zig");
-const Parallel = @import("cpu/parallel.zig").Parallel;
-const Table = @import("cpu/table.zig").Table;
 const devices = @import("devices.zig");
 const cuda = @import("gpu/cuda.zig");
 const DType = dt.DType;

@@ -2,14 +2,11 @@
 //! documentation): device queries, copies and the NVRTC kernels' launches. Layouts are read
 //! from the mailbox exactly as the CPU exports read them.
 const std = @import("std");
-const Status = @import("../status.zig").Status;
-const dt = @import("../cpu/dtype.zig");
 const strided = @import("../cpu/strided.zig");
 const args_mod = @import("../cpu/args.zig");
 const devices = @import("../devices.zig");
 const cuda = @import("cuda.zig");
 const cublas = @import("cublas.zig");
-const DType = dt.DType;
 const door = @import("../door.zig");
 const fail = door.fail;
 const ok = door.ok;
@@ -17,13 +14,10 @@ const okMessage = door.okMessage;
 const mailbox = door.mailbox;
 const mb = door.mb;
 const count = door.count;
-const finite = door.finite;
 const dtypeArg = door.dtypeArg;
-const dtypeOr = door.dtypeOr;
 const readLayout = door.readLayout;
 const isTensorFloat = door.isTensorFloat;
 const getEngine = door.getEngine;
-const Engine = door.Engine;
 
 /// The CUDA kernel `k` of engine device `device` and its index, or an error status.
 pub fn cudaKernel(device: u32, k: cuda.Kernel, op: []const u8) union(enum) { ok: struct { i: usize, f: *anyopaque }, err: i32 } {
@@ -44,11 +38,6 @@ pub fn cudaLayout(comptime k: usize, l: *strided.Layout(k), op: []const u8, out:
         inline for (0..k) |o| out.st[o][d] = l.strides[o][d];
     }
     return null;
-}
-
-pub fn cudaLaunch(op: []const u8, i: usize, f: *anyopaque, n: usize, params: []?*anyopaque) i32 {
-    if (cuda.launch(i, f, n, params)) |e| return fail(if (e.code == 2) .out_of_memory else .internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
-    return ok();
 }
 
 pub fn cudaDType(code: u32, op: []const u8) ?i32 {
@@ -117,105 +106,101 @@ pub fn memcpy(dst_dev: u32, dst: ?*anyopaque, src_dev: u32, src: ?*const anyopaq
     return ok();
 }
 
+/// How a kernel is launched: a grid-stride loop over n elements, n blocks of 256 threads (row and
+/// reduction kernels), or an explicit grid.
+const Grid = union(enum) { elements: usize, blocks: usize, grid: struct { x: usize, y: usize, threads: u32 } };
+
+/// Launches kernel f of device i with the argument values `args` (a tuple of the kernel's C
+/// types, in order); a launch failure becomes a status naming the op and the CUDA error.
+fn launchWith(op: []const u8, i: usize, f: *anyopaque, grid: Grid, args: anytype) i32 {
+    var vals = args;
+    const len = @typeInfo(@TypeOf(args)).@"struct".field_names.len;
+    var params: [len]?*anyopaque = undefined;
+    inline for (0..len) |j| params[j] = @ptrCast(@constCast(&vals[j]));
+    const r = switch (grid) {
+        .elements => |n| cuda.launch(i, f, n, &params),
+        .blocks => |n| cuda.launchBlocks(i, f, n, &params),
+        .grid => |g| cuda.launchGrid(i, f, g.x, g.y, g.threads, &params),
+    };
+    if (r) |e| return fail(if (e.code == 2) .out_of_memory else .internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
+    return ok();
+}
+
+/// What the elementwise and row exports share once their arguments are checked: the kernels'
+/// layout, the element (or row) count, and the kernel with its device.
+const Prepared = struct { cl: cuda.Layout, n: usize, i: usize, f: *anyopaque };
+
+/// Reads the k-operand layout from the mailbox, merges it (elementwise) or keeps its last axis
+/// (rows), and finds kernel `kern`. `.done` is the status to return at once: an error, or ok for
+/// an empty result.
+fn prepare(comptime k: usize, comptime rows: bool, device: u32, kern: cuda.Kernel, op: []const u8, ndim: u32) union(enum) { run: Prepared, done: i32 } {
+    var l: strided.Layout(k) = undefined;
+    if (readLayout(k, op, ndim, &l)) |st| return .{ .done = st };
+    if (l.size() == 0) return .{ .done = ok() };
+    var p: Prepared = undefined;
+    if (rows) {
+        if (cudaRowLayout(&l, op, &p.cl, &p.n)) |st| return .{ .done = st };
+    } else {
+        p.n = l.size();
+        if (cudaLayout(k, &l, op, &p.cl)) |st| return .{ .done = st };
+    }
+    const kf = switch (cudaKernel(device, kern, op)) {
+        .ok => |v| v,
+        .err => |e| return .{ .done = e },
+    };
+    p.i = kf.i;
+    p.f = kf.f;
+    return .{ .run = p };
+}
+
+fn int(x: anytype) c_int {
+    return @intCast(x);
+}
+
+fn long(x: usize) i64 {
+    return @intCast(x);
+}
+
 pub fn cuda_convert(device: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
     const op = "astype";
     if (cudaDType(out_dtype, op) orelse cudaDType(in_dtype, op)) |st| return st;
-    var l: strided.Layout(2) = undefined;
-    if (readLayout(2, op, ndim, &l)) |st| return st;
-    const n = l.size();
-    if (n == 0) return ok();
-    var cl: cuda.Layout = undefined;
-    if (cudaLayout(2, &l, op, &cl)) |st| return st;
-    const kf = switch (cudaKernel(device, .convert, op)) {
-        .ok => |v| v,
-        .err => |e| return e,
+    const p = switch (prepare(2, false, device, .convert, op, ndim)) {
+        .run => |v| v,
+        .done => |st| return st,
     };
-    var nn: i64 = @intCast(n);
-    var o = out;
-    var od: c_int = @intCast(out_dtype);
-    var x = in;
-    var xd: c_int = @intCast(in_dtype);
-    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&o), @ptrCast(&od), @ptrCast(@constCast(&x)), @ptrCast(&xd) };
-    return cudaLaunch(op, kf.i, kf.f, n, &params);
+    return launchWith(op, p.i, p.f, .{ .elements = p.n }, .{ p.cl, long(p.n), out, int(out_dtype), in, int(in_dtype) });
 }
 
 pub fn cuda_binary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
     const op = "binary";
     if (cudaDType(dtype, op) orelse cudaDType(out_dtype, op)) |st| return st;
     if (op_code > 12) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
-    var l: strided.Layout(3) = undefined;
-    if (readLayout(3, op, ndim, &l)) |st| return st;
-    const n = l.size();
-    if (n == 0) return ok();
-    var cl: cuda.Layout = undefined;
-    if (cudaLayout(3, &l, op, &cl)) |st| return st;
-    const kf = switch (cudaKernel(device, .binary, op)) {
-        .ok => |v| v,
-        .err => |e| return e,
+    const p = switch (prepare(3, false, device, .binary, op, ndim)) {
+        .run => |v| v,
+        .done => |st| return st,
     };
-    var nn: i64 = @intCast(n);
-    var opc: c_int = @intCast(op_code);
-    var dcode: c_int = @intCast(dtype);
-    var o = out;
-    var od: c_int = @intCast(out_dtype);
-    var pa = a;
-    var pb = b;
-    var fl: c_int = @intCast(flags);
-    var va = av;
-    var vb = bv;
-    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&opc), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(&od), @ptrCast(@constCast(&pa)), @ptrCast(@constCast(&pb)), @ptrCast(&fl), @ptrCast(&va), @ptrCast(&vb) };
-    return cudaLaunch(op, kf.i, kf.f, n, &params);
+    return launchWith(op, p.i, p.f, .{ .elements = p.n }, .{ p.cl, long(p.n), int(op_code), int(dtype), out, int(out_dtype), a, b, int(flags), av, bv });
 }
 
 pub fn cuda_unary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, in: ?*const anyopaque, p0: f64, p1: f64, ndim: u32) i32 {
     const op = "unary";
     if (cudaDType(dtype, op)) |st| return st;
     if (op_code > 25) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
-    var l: strided.Layout(2) = undefined;
-    if (readLayout(2, op, ndim, &l)) |st| return st;
-    const n = l.size();
-    if (n == 0) return ok();
-    var cl: cuda.Layout = undefined;
-    if (cudaLayout(2, &l, op, &cl)) |st| return st;
-    const kf = switch (cudaKernel(device, .unary, op)) {
-        .ok => |v| v,
-        .err => |e| return e,
+    const p = switch (prepare(2, false, device, .unary, op, ndim)) {
+        .run => |v| v,
+        .done => |st| return st,
     };
-    var nn: i64 = @intCast(n);
-    var opc: c_int = @intCast(op_code);
-    var dcode: c_int = @intCast(dtype);
-    var o = out;
-    var x = in;
-    var q0 = p0;
-    var q1 = p1;
-    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&opc), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&x)), @ptrCast(&q0), @ptrCast(&q1) };
-    return cudaLaunch(op, kf.i, kf.f, n, &params);
+    return launchWith(op, p.i, p.f, .{ .elements = p.n }, .{ p.cl, long(p.n), int(op_code), int(dtype), out, in, p0, p1 });
 }
 
 pub fn cuda_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const anyopaque, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
     const op = "where";
     if (cudaDType(dtype, op)) |st| return st;
-    var l: strided.Layout(4) = undefined;
-    if (readLayout(4, op, ndim, &l)) |st| return st;
-    const n = l.size();
-    if (n == 0) return ok();
-    var cl: cuda.Layout = undefined;
-    if (cudaLayout(4, &l, op, &cl)) |st| return st;
-    const kf = switch (cudaKernel(device, .where, op)) {
-        .ok => |v| v,
-        .err => |e| return e,
+    const p = switch (prepare(4, false, device, .where, op, ndim)) {
+        .run => |v| v,
+        .done => |st| return st,
     };
-    var nn: i64 = @intCast(n);
-    var dcode: c_int = @intCast(dtype);
-    var o = out;
-    var c = cond;
-    var pa = a;
-    var pb = b;
-    var fl: c_int = @intCast(flags);
-    var va = av;
-    var vb = bv;
-    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nn), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&c)), @ptrCast(@constCast(&pa)), @ptrCast(@constCast(&pb)), @ptrCast(&fl), @ptrCast(&va), @ptrCast(&vb) };
-    return cudaLaunch(op, kf.i, kf.f, n, &params);
+    return launchWith(op, p.i, p.f, .{ .elements = p.n }, .{ p.cl, long(p.n), int(dtype), out, cond, a, b, int(flags), av, bv });
 }
 
 pub fn cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, kept: u32, ndim: u32, ddof: f64) i32 {
@@ -231,6 +216,7 @@ pub fn cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, 
     var nr: usize = 1;
     for (l.shape[kept..ndim]) |d| nr *= d;
     if (nk == 0) return ok();
+    // Kept axes first, reduced axes after: no merging across the boundary.
     var cl: cuda.Layout = std.mem.zeroes(cuda.Layout);
     cl.ndim = @intCast(ndim);
     for (0..ndim) |d| {
@@ -242,69 +228,28 @@ pub fn cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, 
         .ok => |v| v,
         .err => |e| return e,
     };
-    var kk: i64 = @intCast(kept);
-    var nkk: i64 = @intCast(nk);
-    var nrr: i64 = @intCast(nr);
-    var opc: c_int = @intCast(op_code);
-    var dcode: c_int = @intCast(in_dtype);
-    var o = out;
-    var od: c_int = @intCast(out_dtype);
-    var x = in;
-    var dd = ddof;
-    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&kk), @ptrCast(&nkk), @ptrCast(&nrr), @ptrCast(&opc), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(&od), @ptrCast(@constCast(&x)), @ptrCast(&dd) };
-    if (cuda.launchBlocks(kf.i, kf.f, nk, &params)) |e| return fail(.internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, kf.i, cuda.errorName(e.code) });
-    return ok();
+    return launchWith(op, kf.i, kf.f, .{ .blocks = nk }, .{ cl, long(kept), long(nk), long(nr), int(op_code), int(in_dtype), out, int(out_dtype), in, ddof });
 }
 
 pub fn cuda_softmax(device: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, log: u32, ndim: u32) i32 {
     const op = "softmax";
     if (cudaDType(dtype, op)) |st| return st;
-    var l: strided.Layout(2) = undefined;
-    if (readLayout(2, op, ndim, &l)) |st| return st;
-    if (l.size() == 0) return ok();
-    var cl: cuda.Layout = undefined;
-    var rows: usize = 0;
-    if (cudaRowLayout(&l, op, &cl, &rows)) |st| return st;
-    const kf = switch (cudaKernel(device, .softmax, op)) {
-        .ok => |v| v,
-        .err => |e| return e,
+    const p = switch (prepare(2, true, device, .softmax, op, ndim)) {
+        .run => |v| v,
+        .done => |st| return st,
     };
-    var nrows: i64 = @intCast(rows);
-    var lg: c_int = @intCast(log);
-    var dcode: c_int = @intCast(dtype);
-    var o = out;
-    var x = in;
-    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nrows), @ptrCast(&lg), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&x)) };
-    if (cuda.launchBlocks(kf.i, kf.f, rows, &params)) |e| return fail(.internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, kf.i, cuda.errorName(e.code) });
-    return ok();
+    return launchWith(op, p.i, p.f, .{ .blocks = p.n }, .{ p.cl, long(p.n), int(log), int(dtype), out, in });
 }
 
 pub fn cuda_norm(device: u32, kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, weight: ?*const anyopaque, bias: ?*const anyopaque, wb_dtype: u32, eps: f64, ndim: u32) i32 {
     const op = "norm";
     if (kind > 1) return fail(.invalid_argument, "{s}: unknown kind {d}", .{ op, kind });
     if (cudaDType(dtype, op) orelse cudaDType(wb_dtype, op)) |st| return st;
-    var l: strided.Layout(2) = undefined;
-    if (readLayout(2, op, ndim, &l)) |st| return st;
-    if (l.size() == 0) return ok();
-    var cl: cuda.Layout = undefined;
-    var rows: usize = 0;
-    if (cudaRowLayout(&l, op, &cl, &rows)) |st| return st;
-    const kf = switch (cudaKernel(device, .norm, op)) {
-        .ok => |v| v,
-        .err => |e| return e,
+    const p = switch (prepare(2, true, device, .norm, op, ndim)) {
+        .run => |v| v,
+        .done => |st| return st,
     };
-    var nrows: i64 = @intCast(rows);
-    var kd: c_int = @intCast(kind);
-    var dcode: c_int = @intCast(dtype);
-    var o = out;
-    var x = in;
-    var w = weight;
-    var b = bias;
-    var wd: c_int = @intCast(wb_dtype);
-    var e = eps;
-    var params = [_]?*anyopaque{ @ptrCast(&cl), @ptrCast(&nrows), @ptrCast(&kd), @ptrCast(&dcode), @ptrCast(&o), @ptrCast(@constCast(&x)), @ptrCast(@constCast(&w)), @ptrCast(@constCast(&b)), @ptrCast(&wd), @ptrCast(&e) };
-    if (cuda.launchBlocks(kf.i, kf.f, rows, &params)) |err| return fail(.internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, kf.i, cuda.errorName(err.code) });
-    return ok();
+    return launchWith(op, p.i, p.f, .{ .blocks = p.n }, .{ p.cl, long(p.n), int(kind), int(dtype), out, in, weight, bias, int(wb_dtype), eps });
 }
 
 pub fn cuda_synchronize(device: u32) i32 {
@@ -537,27 +482,17 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
     const pool = devices.gpuPool(device).?;
     const ws = pool.alloc(q_bytes + mm * 4) catch return fail(.out_of_memory, "{s}: {d} bytes of workspace for {d} tokens were refused on cuda:{d}", .{ op, q_bytes + mm * 4, mm, i });
     defer pool.free(ws) catch {};
-    var xp = x orelse return fail(.invalid_argument, "{s}: null activations", .{op});
-    var xd: c_int = @intCast(x_dtype);
-    var xst: i64 = @intCast(xs);
-    var m64: i64 = @intCast(mm);
-    var k64: i64 = @intCast(kk);
-    var nb64: i64 = @intCast(nb);
-    var qp: u64 = @intFromPtr(ws);
-    var sp: u64 = qp + q_bytes;
-    var qparams = [_]?*anyopaque{ @ptrCast(&xp), @ptrCast(&xd), @ptrCast(&xst), @ptrCast(&m64), @ptrCast(&k64), @ptrCast(&nb64), @ptrCast(&qp), @ptrCast(&sp) };
-    if (cuda.launchGrid(i, qf.f, @min(mm, 65535), 1, 1024, &qparams)) |e| return fail(.internal, "{s}: quantize kernel on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
-    var wp = w orelse return fail(.invalid_argument, "{s}: null weights", .{op});
-    var scp = scales;
-    var fmt: c_int = if (f == .i2) 2 else 0;
-    var mode: c_int = if (f == .i2) @intCast(scale_mode) else 3;
-    var gb: i64 = if (f == .i2 and scale_mode == 2) @intCast(g / 256) else 1;
-    var n64: i64 = @intCast(nn);
-    var op_ = o;
-    var mparams = [_]?*anyopaque{ @ptrCast(&wp), @ptrCast(&scp), @ptrCast(&fmt), @ptrCast(&mode), @ptrCast(&gb), @ptrCast(&n64), @ptrCast(&nb64), @ptrCast(&qp), @ptrCast(&sp), @ptrCast(&m64), @ptrCast(&op_) };
-    const chunks = (mm + tpb - 1) / tpb;
-    if (cuda.launchGrid(i, mf.f, (nn + rows_per_block - 1) / rows_per_block, chunks, 128, &mparams)) |e| return fail(.internal, "{s}: matmul kernel on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
-    return ok();
+    const xp = x orelse return fail(.invalid_argument, "{s}: null activations", .{op});
+    const wp = w orelse return fail(.invalid_argument, "{s}: null weights", .{op});
+    const qp: u64 = @intFromPtr(ws);
+    const sp: u64 = qp + q_bytes;
+    const st = launchWith(op, i, qf.f, .{ .grid = .{ .x = @min(mm, 65535), .y = 1, .threads = 1024 } }, .{ xp, int(x_dtype), long(xs), long(mm), long(kk), long(nb), qp, sp });
+    if (st != ok()) return st;
+    const fmt: c_int = if (f == .i2) 2 else 0;
+    const mode: c_int = if (f == .i2) int(scale_mode) else 3;
+    const gb: i64 = if (f == .i2 and scale_mode == 2) long(g / 256) else 1;
+    const grid: Grid = .{ .grid = .{ .x = (nn + rows_per_block - 1) / rows_per_block, .y = (mm + tpb - 1) / tpb, .threads = 128 } };
+    return launchWith(op, i, mf.f, grid, .{ wp, scales, fmt, mode, gb, long(nn), long(nb), qp, sp, long(mm), o });
 }
 
 pub fn cuda_compile_check(cc: u32) i32 {
