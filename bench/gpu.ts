@@ -8,7 +8,7 @@
 // on both sides. On a machine without a CUDA device it says so and exits.
 import { bench, group } from "mitata";
 import * as bn from "../src/index.ts";
-import { header, printTable, runAll } from "./util.ts";
+import { header, perCallNs, printTable, runAll } from "./util.ts";
 
 if (!bn.devices().includes("cuda")) {
   console.log("bench/gpu.ts: no CUDA device here: skipped");
@@ -88,19 +88,7 @@ for (const g of GEMM) {
 }
 
 // Ternary GEMV: W [8192, 8192] absmean-quantized (i2, one scale; and TQ2_0), x f32 [batch, 8192].
-const perCall = (f: () => void, calls = 100, reps = 20): number => {
-  for (let i = 0; i < calls; i++) f();
-  bn.synchronize("cuda");
-  const ts: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const t0 = Bun.nanoseconds();
-    for (let i = 0; i < calls; i++) f();
-    bn.synchronize("cuda");
-    ts.push((Bun.nanoseconds() - t0) / calls);
-  }
-  ts.sort((a, b) => a - b);
-  return ts[ts.length >> 1]!;
-};
+const perCall = (f: () => void) => perCallNs(f, () => bn.synchronize("cuda"));
 const wf = bn.randn([8192, 8192], { seed: 4 });
 const GEMV: { name: string; batch: number; fmt: "i2" | "tq2_0"; bytes: number; ns: number }[] = [];
 for (const fmt of ["i2", "tq2_0"] as const) {

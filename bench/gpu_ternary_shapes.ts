@@ -4,25 +4,15 @@
 // checks, the output's allocation, two kernel launches). An elementwise add of 1024 floats shows
 // the floor of a one-launch op. Run on a machine with a CUDA device: `bun bench/gpu_ternary_shapes.ts`.
 import * as bn from "../src/index.ts";
+import { perCallNs } from "./util.ts";
 
 if (!bn.devices().includes("cuda")) {
   console.log("bench/gpu_ternary_shapes.ts: no CUDA device here: skipped");
   process.exit(0);
 }
-const perCall = (f: () => void, calls = 200, reps = 15, sync = true): number => {
-  for (let i = 0; i < calls; i++) f();
-  bn.synchronize("cuda");
-  const ts: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const t0 = Bun.nanoseconds();
-    for (let i = 0; i < calls; i++) f();
-    const t1 = Bun.nanoseconds();
-    bn.synchronize("cuda");
-    ts.push(((sync ? Bun.nanoseconds() : t1) - t0) / calls);
-  }
-  ts.sort((a, b) => a - b);
-  return ts[ts.length >> 1]! / 1e3;
-};
+const sync = () => bn.synchronize("cuda");
+/** µs a call: 200 calls back to back, one synchronisation (median of 15). */
+const perCall = (f: () => void, hostOnly = false) => perCallNs(f, sync, { calls: 200, reps: 15, hostOnly }) / 1e3;
 for (const [n, k] of [[8192, 8192], [32768, 8192], [8192, 32768]] as [number, number][]) {
   const wf = bn.randn([n, k], { seed: 4 });
   const q = bn.quant.ternary(wf);
@@ -32,7 +22,7 @@ for (const [n, k] of [[8192, 8192], [32768, 8192], [8192, 32768]] as [number, nu
   for (const b of [1, 4, 16, 64]) {
     const x = bn.randn([b, k], { seed: 5, device: "cuda" });
     const full = perCall(() => bn.quant.ternaryMatmul(x, w).dispose());
-    const host = perCall(() => bn.quant.ternaryMatmul(x, w).dispose(), 200, 15, false);
+    const host = perCall(() => bn.quant.ternaryMatmul(x, w).dispose(), true);
     console.log(`ternary ${n}x${k} batch ${b}: ${full.toFixed(1)} µs/call (host enqueue ${host.toFixed(1)} µs), ${(w.bytes / full / 1e3).toFixed(0)} GB/s`);
     x.dispose();
   }

@@ -69,3 +69,25 @@ export function numpyPeer(cases: NumpyCase[], env: Record<string, string> = {}):
 
 /** GB/s for `bytes` moved in `ns`. */
 export const gbps = (bytes: number, ns: number) => bytes / ns;
+
+/**
+ * Per-call time (ns, median over `reps`) of `f` called `calls` times back to back, then one
+ * `sync()` (a device synchronisation): for GPU calls too short to time one by one. With
+ * `hostOnly`, the clock stops before the synchronisation (the CPU side of the calls).
+ */
+export function perCallNs(f: () => void, sync: () => void, opts: { calls?: number; reps?: number; hostOnly?: boolean } = {}): number {
+  const calls = opts.calls ?? 100;
+  const reps = opts.reps ?? 20;
+  for (let i = 0; i < calls; i++) f();
+  sync();
+  const ts: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = Bun.nanoseconds();
+    for (let i = 0; i < calls; i++) f();
+    const t1 = Bun.nanoseconds();
+    sync();
+    ts.push(((opts.hostOnly ? t1 : Bun.nanoseconds()) - t0) / calls);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[ts.length >> 1]!;
+}

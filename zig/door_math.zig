@@ -138,25 +138,48 @@ pub fn ternary_pack(op: u32, format: u32, dtype: u32, values: ?*anyopaque, scale
     return ok();
 }
 
+/// The checked arguments of a ternary matmul (shared by the CPU and CUDA exports).
+pub const TernaryCall = struct { f: args_mod.TernaryFormat, d: dt.DType, mm: usize, nn: usize, kk: usize, xs: usize, g: usize };
+
+/// Checks the arguments common to bn_ternary_matmul and bn_cuda_ternary_matmul.
+pub fn ternaryCall(name: []const u8, x_dtype: u32, scales: ?*const anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64) union(enum) { ok: TernaryCall, err: i32 } {
+    const f = std.enums.fromInt(args_mod.TernaryFormat, format) orelse return .{ .err = fail(.invalid_argument, "{s}: unknown format code {d}", .{ name, format }) };
+    const d = switch (dtypeOr(x_dtype, name)) {
+        .ok => |v| v,
+        .err => |e| return .{ .err = e },
+    };
+    if (!isTensorFloat(d)) return .{ .err = fail(.dtype, "{s}: activations must be f32, f16 or bf16, not {t}", .{ name, d }) };
+    const c: TernaryCall = .{
+        .f = f,
+        .d = d,
+        .mm = count(m) orelse return .{ .err = fail(.invalid_argument, "{s}: invalid token count {d}", .{ name, m }) },
+        .nn = count(n) orelse return .{ .err = fail(.invalid_argument, "{s}: invalid row count {d}", .{ name, n }) },
+        .kk = count(k) orelse return .{ .err = fail(.invalid_argument, "{s}: invalid inner size {d}", .{ name, k }) },
+        .xs = count(x_stride) orelse return .{ .err = fail(.invalid_argument, "{s}: invalid row stride {d}", .{ name, x_stride }) },
+        .g = count(group) orelse return .{ .err = fail(.invalid_argument, "{s}: invalid group {d}", .{ name, group }) },
+    };
+    if (f != .i2 and c.kk % 256 != 0) return .{ .err = fail(.shape, "{s}: {t} rows hold whole 256-weight blocks; k = {d} is not a multiple of 256", .{ name, f, c.kk }) };
+    if (f == .i2) {
+        if (scale_mode > 2) return .{ .err = fail(.invalid_argument, "{s}: unknown scale mode {d}", .{ name, scale_mode }) };
+        if (scale_mode == 2 and (c.g == 0 or c.g % 256 != 0 or c.kk % c.g != 0)) return .{ .err = fail(.shape, "{s}: group {d} must be a multiple of 256 dividing k = {d}", .{ name, c.g, c.kk }) };
+        if (scales == null and c.mm * c.nn > 0) return .{ .err = fail(.invalid_argument, "{s}: i2 needs scales", .{name}) };
+    }
+    return .{ .ok = c };
+}
+
 pub fn ternary_matmul(out: ?*anyopaque, x: ?*anyopaque, x_dtype: u32, w: ?*anyopaque, scales: ?*anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64, flags: u32) i32 {
     const name = "ternary_matmul";
-    const f = std.enums.fromInt(args_mod.TernaryFormat, format) orelse return fail(.invalid_argument, "{s}: unknown format code {d}", .{ name, format });
-    const d = switch (dtypeOr(x_dtype, name)) {
+    const c = switch (ternaryCall(name, x_dtype, scales, format, scale_mode, m, n, k, x_stride, group)) {
         .ok => |v| v,
         .err => |e| return e,
     };
-    if (!isTensorFloat(d)) return fail(.dtype, "{s}: activations must be f32, f16 or bf16, not {t}", .{ name, d });
-    const mm = count(m) orelse return fail(.invalid_argument, "{s}: invalid token count {d}", .{ name, m });
-    const nn = count(n) orelse return fail(.invalid_argument, "{s}: invalid row count {d}", .{ name, n });
-    const kk = count(k) orelse return fail(.invalid_argument, "{s}: invalid inner size {d}", .{ name, k });
-    const xs = count(x_stride) orelse return fail(.invalid_argument, "{s}: invalid row stride {d}", .{ name, x_stride });
-    const g = count(group) orelse return fail(.invalid_argument, "{s}: invalid group {d}", .{ name, group });
-    if (f != .i2 and kk % 256 != 0) return fail(.shape, "{s}: {t} rows hold whole 256-weight blocks; k = {d} is not a multiple of 256", .{ name, f, kk });
-    if (f == .i2) {
-        if (scale_mode > 2) return fail(.invalid_argument, "{s}: unknown scale mode {d}", .{ name, scale_mode });
-        if (scale_mode == 2 and (g == 0 or g % 256 != 0 or kk % g != 0)) return fail(.shape, "{s}: group {d} must be a multiple of 256 dividing k = {d}", .{ name, g, kk });
-        if (scales == null and mm * nn > 0) return fail(.invalid_argument, "{s}: i2 needs scales", .{name});
-    }
+    const f = c.f;
+    const d = c.d;
+    const mm = c.mm;
+    const nn = c.nn;
+    const kk = c.kk;
+    const xs = c.xs;
+    const g = c.g;
     if (mm == 0 or nn == 0) return ok();
     const e = getEngine();
     const args: args_mod.TernaryMatmulArgs = .{

@@ -8,6 +8,7 @@ const devices = @import("../devices.zig");
 const cuda = @import("cuda.zig");
 const cublas = @import("cublas.zig");
 const door = @import("../door.zig");
+const math_door = @import("../door_math.zig");
 const fail = door.fail;
 const ok = door.ok;
 const okMessage = door.okMessage;
@@ -437,21 +438,17 @@ pub fn cuda_matmul(device: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const any
 
 pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, x_dtype: u32, w: ?*const anyopaque, scales: ?*const anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64) i32 {
     const op = "ternary_matmul";
-    const f = std.enums.fromInt(args_mod.TernaryFormat, format) orelse return fail(.invalid_argument, "{s}: unknown format code {d}", .{ op, format });
+    const c = switch (math_door.ternaryCall(op, x_dtype, scales, format, scale_mode, m, n, k, x_stride, group)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
+    const f = c.f;
     if (f == .tq1_0) return fail(.unsupported, "{s}: tq1_0 weights do not run on cuda (convert them with toFormat(\"tq2_0\") or toFormat(\"i2\"))", .{op});
-    const d = dtypeArg(x_dtype) orelse return fail(.dtype, "{s}: unknown dtype code {d}", .{ op, x_dtype });
-    if (!isTensorFloat(d)) return fail(.dtype, "{s}: activations must be f32, f16 or bf16, not {t}", .{ op, d });
-    const mm = count(m) orelse return fail(.invalid_argument, "{s}: invalid token count {d}", .{ op, m });
-    const nn = count(n) orelse return fail(.invalid_argument, "{s}: invalid row count {d}", .{ op, n });
-    const kk = count(k) orelse return fail(.invalid_argument, "{s}: invalid inner size {d}", .{ op, k });
-    const xs = count(x_stride) orelse return fail(.invalid_argument, "{s}: invalid row stride {d}", .{ op, x_stride });
-    const g = count(group) orelse return fail(.invalid_argument, "{s}: invalid group {d}", .{ op, group });
-    if (f != .i2 and kk % 256 != 0) return fail(.shape, "{s}: {t} rows hold whole 256-weight blocks; k = {d} is not a multiple of 256", .{ op, f, kk });
-    if (f == .i2) {
-        if (scale_mode > 2) return fail(.invalid_argument, "{s}: unknown scale mode {d}", .{ op, scale_mode });
-        if (scale_mode == 2 and (g == 0 or g % 256 != 0 or kk % g != 0)) return fail(.shape, "{s}: group {d} must be a multiple of 256 dividing k = {d}", .{ op, g, kk });
-        if (scales == null and mm * nn > 0) return fail(.invalid_argument, "{s}: i2 needs scales", .{op});
-    }
+    const mm = c.mm;
+    const nn = c.nn;
+    const kk = c.kk;
+    const xs = c.xs;
+    const g = c.g;
     if (nn > max_int * 8) return fail(.shape, "{s}: {d} weight rows exceed the grid", .{ op, nn });
     if (mm == 0 or nn == 0) return ok();
     const o = out orelse return fail(.invalid_argument, "{s}: null output", .{op});
