@@ -61,6 +61,10 @@ export function formatTensor(t: Tensor): string {
   const strides = t._st();
   const read = t._size === 0 ? () => 0 : reader(t);
   const summarise = t._size > THRESHOLD;
+  // An empty tensor prints its brackets down to the first empty axis; a huge axis before it
+  // (e.g. [2**40, 0]) prints as just [].
+  const emptyArrays = t._size === 0 ? shape.slice(0, Math.max(0, shape.indexOf(0))).reduce((a, b) => a * b, 1) : 0;
+  if (t._size === 0 && emptyArrays > THRESHOLD) return `tensor([], dtype=${t._dt.name}, shape=[${shape.join(", ")}])`;
   const kept = shape.map((d) => {
     if (!summarise || d <= 2 * EDGE) return [...Array(d).keys()];
     return [...Array(EDGE).keys(), -1, ...Array.from({ length: EDGE }, (_, i) => d - EDGE + i)];

@@ -22,6 +22,7 @@ import {
   NativeError,
   OutOfMemoryError,
   ShapeError,
+  ValueError,
 } from "./errors.ts";
 
 const platform = `${process.platform}-${process.arch}`;
@@ -171,6 +172,8 @@ export function errorFor(status: number, op: string, context = ""): BitNetError 
       return new LinAlgError(op, msg);
     case Status.format:
       return new FormatError(op, msg);
+    case Status.invalid_argument:
+      return new ValueError(op, msg);
     default:
       return new NativeError(op, `${msg} [status ${status}]`);
   }

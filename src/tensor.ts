@@ -6,7 +6,7 @@
  */
 import { DTypeCode } from "./abi.gen.ts";
 import { type DType, type DTypeInfo, type DataArray, dtypeInfo } from "./dtype.ts";
-import { DTypeError, DeviceError, DisposedTensorError, ShapeError, fmtShape } from "./errors.ts";
+import { DTypeError, DeviceError, DisposedTensorError, ShapeError, ValueError, fmtShape } from "./errors.ts";
 import { Storage, allocate, release } from "./memory.ts";
 import { borrowedArrayBuffer, check, putLayout, sym } from "./native.ts";
 import {
@@ -281,9 +281,17 @@ export class Tensor {
 
   /** Nested arrays (a number or boolean for a 0-d tensor). */
   toArray(): NestedArray {
+    const shape = this._shape;
+    // The arrays it makes: one for each index of the leading axes (an empty tensor with a huge
+    // axis before its empty one, e.g. [2**40, 0], would need that many).
+    let arrays = 1;
+    for (const d of shape.slice(0, -1)) {
+      if (d === 0) break;
+      arrays *= d;
+      if (arrays > 2 ** 26) throw new ValueError("toArray", `a ${this._dt.name} ${fmtShape(shape)} tensor would need over ${2 ** 26} nested arrays; read t.data or t.shape instead`);
+    }
     const flat = this._toFloat64("toArray");
     const isBool = this._dt.name === "bool";
-    const shape = this._shape;
     if (shape.length === 0) return isBool ? flat[0] !== 0 : flat[0]!;
     let pos = 0;
     const build = (axis: number): NestedArray[] => {

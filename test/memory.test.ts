@@ -180,7 +180,7 @@ describe("pool metrics and control", () => {
     bn.memory.resetPeak();
     expect(stats().peakBytes).toBe(stats().bytesInUse);
     expect(() => bn.memory.setLimit(-1)).toThrow(bn.BitNetError);
-    expect(() => bn.memory.setLimit(1.5)).toThrow(bn.NativeError);
+    expect(() => bn.memory.setLimit(1.5)).toThrow(bn.ValueError);
     expect(() => bn.memory.stats("cuda:7")).toThrow(bn.DeviceError);
     expect(() => bn.zeros([2], { device: "cuda:7" })).toThrow(bn.DeviceError);
   });

@@ -151,7 +151,7 @@ export function load(pathOrBytes: string | Uint8Array | ArrayBuffer): Tensor {
     return fail(`shape must be a tuple of non-negative integers, got ${JSON.stringify(rawShape)}`);
   }
   const shape = rawShape as number[];
-  const dtype = FROM_DESCR[descr];
+  const dtype = Object.hasOwn(FROM_DESCR, descr) ? FROM_DESCR[descr] : undefined;
   if (dtype === undefined) {
     if (descr[0] === ">") fail(`big-endian data (descr '${descr}') is not supported; save it little-endian (a.astype(a.dtype.newbyteorder('<')))`);
     const kind = descr.slice(1);
