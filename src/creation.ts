@@ -5,7 +5,7 @@
  */
 import { DTypeCode } from "./abi.gen.ts";
 import { type DType, type DTypeInfo, dtypeInfo } from "./dtype.ts";
-import { DTypeError, ShapeError, ValueError, fmtShape } from "./errors.ts";
+import { DTypeError, ShapeError, ValueError, fmtShape, show } from "./errors.ts";
 import { deviceIndex } from "./memory.ts";
 import { STAGE_LEN, check, putLayout, stage, stagePtr, sym } from "./native.ts";
 import { checkShape, sizeOf } from "./shape.ts";
@@ -305,7 +305,7 @@ export interface RandnOptions extends CreateOptions {
 function random(op: string, shape: readonly number[] | number, opts: CreateOptions & { seed?: number } | undefined, dist: number, a: number, b: number): Tensor {
   const dt = dtypeInfo(opts?.dtype ?? "f32", op);
   if (!dt.isFloat) throw new DTypeError(op, `needs a float dtype (f32, f16, bf16), got ${dt.name}`);
-  if (!Number.isFinite(a) || !Number.isFinite(b)) throw new ValueError(op, `parameters must be finite, got ${a}, ${b}`);
+  if (typeof a !== "number" || typeof b !== "number" || !Number.isFinite(a) || !Number.isFinite(b)) throw new ValueError(op, `parameters must be finite numbers, got ${show(a)}, ${show(b)}`);
   let seed: number;
   let offset = 0;
   if (opts?.seed !== undefined) seed = checkSeed(opts.seed, op);

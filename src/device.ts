@@ -4,7 +4,7 @@
  * @module
  */
 import { MB, SimdLevel } from "./abi.gen.ts";
-import { DeviceError } from "./errors.ts";
+import { DeviceError, show } from "./errors.ts";
 import { check, lastMessage, libraryInfo, mb, sym } from "./native.ts";
 
 /** What `deviceCapabilities()` reports for the CPU. */
@@ -91,9 +91,9 @@ export function parseDevice(device: string | undefined, op: string): number {
     const k = m[1] === undefined ? 0 : Number(m[1]);
     const { count, reason } = cudaState();
     if (k < count) return 1 + k;
-    throw new DeviceError(op, count === 0 ? `device ${JSON.stringify(device)} is not available: ${reason}` : `device ${JSON.stringify(device)} does not exist (present: ${devices().join(", ")})`);
+    throw new DeviceError(op, count === 0 ? `device ${show(device)} is not available: ${reason}` : `device ${show(device)} does not exist (present: ${devices().join(", ")})`);
   }
-  throw new DeviceError(op, `unknown device ${JSON.stringify(device)} (present: ${devices().join(", ")}; devices are "cpu", "cuda", "cuda:N", "metal")`);
+  throw new DeviceError(op, `unknown device ${show(device)} (present: ${devices().join(", ")}; devices are "cpu", "cuda", "cuda:N", "metal")`);
 }
 
 /** Devices present: "cpu", then "cuda", "cuda:1", ... for each NVIDIA GPU the driver reports. */
@@ -172,6 +172,6 @@ export function deviceCapabilities(device = "cpu"): CpuCapabilities | CudaCapabi
  */
 export function setSimdLevel(level: string): void {
   const code = (SimdLevel as Record<string, number>)[level];
-  if (code === undefined) throw new DeviceError("setSimdLevel", `unknown SIMD level ${JSON.stringify(level)} (known: ${Object.keys(SimdLevel).join(", ")})`);
+  if (code === undefined) throw new DeviceError("setSimdLevel", `unknown SIMD level ${show(level)} (known: ${Object.keys(SimdLevel).join(", ")})`);
   check(sym.bn_set_simd(code), "setSimdLevel");
 }

@@ -3,7 +3,7 @@
  * @module
  */
 import { DTypeCode } from "./abi.gen.ts";
-import { DTypeError } from "./errors.ts";
+import { DTypeError, show } from "./errors.ts";
 
 /** The tensor element types. */
 export type DType = "f32" | "f16" | "bf16" | "i8" | "i16" | "i32" | "u8" | "u16" | "u32" | "bool";
@@ -53,7 +53,7 @@ const INFO: Record<DType, DTypeInfo> = {
 export function dtypeInfo(d: unknown, op = "dtype"): DTypeInfo {
   const info = typeof d === "string" ? INFO[d as DType] : undefined;
   if (info === undefined || !Object.hasOwn(INFO, d as string)) {
-    throw new DTypeError(op, `unknown dtype ${JSON.stringify(d)} (expected one of ${DTYPES.join(", ")})`);
+    throw new DTypeError(op, `unknown dtype ${show(d)} (expected one of ${DTYPES.join(", ")})`);
   }
   return info;
 }

@@ -44,3 +44,20 @@ export class AutogradError extends BitNetError {}
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
+
+/**
+ * Any argument as it can appear in an error message: strings quoted, BigInts with their `n`,
+ * symbols by their description, arrays and plain objects as JSON (BigInts inside shown too), and
+ * never a throw (JSON.stringify fails on BigInts and cycles; template strings on symbols).
+ */
+export function show(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "bigint") return `${v}n`;
+  if (typeof v === "symbol" || typeof v === "function" || v === undefined) return String(v);
+  if (v === null || typeof v !== "object") return String(v);
+  try {
+    return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? `${x}n` : typeof x === "symbol" ? String(x) : x)) ?? Object.prototype.toString.call(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}

@@ -2,7 +2,7 @@
  * Shape and stride arithmetic (no data is touched here). Strides are in elements.
  * @module
  */
-import { ShapeError, fmtShape } from "./errors.ts";
+import { ShapeError, fmtShape, show } from "./errors.ts";
 
 /** Most dimensions a tensor may have (the engine's descriptor size). */
 export const MAX_NDIM = 32;
@@ -67,6 +67,7 @@ export function normAxis(axis: unknown, ndim: number, op: string, extra = 0): nu
 
 /** Resolves one `-1` in a reshape target against `size` elements. */
 export function inferShape(target: readonly unknown[], size: number, from: readonly number[], op: string): number[] {
+  if (!Array.isArray(target)) throw new ShapeError(op, `the target shape must be an array of integers, got ${show(target)}`);
   let infer = -1;
   let known = 1;
   const out = new Array<number>(target.length);
@@ -79,14 +80,14 @@ export function inferShape(target: readonly unknown[], size: number, from: reado
       continue;
     }
     if (typeof d !== "number" || !Number.isInteger(d) || d < 0) {
-      throw new ShapeError(op, `invalid dimension ${String(d)} in target shape [${target.map(String).join(", ")}]`);
+      throw new ShapeError(op, `invalid dimension ${show(d)} in target shape [${target.map(show).join(", ")}]`);
     }
     out[i] = d;
     known *= d;
   }
   if (infer >= 0) {
     if (known === 0 || size % known !== 0) {
-      throw new ShapeError(op, `cannot reshape ${fmtShape(from)} (${size} elements) to [${target.map(String).join(", ")}]`);
+      throw new ShapeError(op, `cannot reshape ${fmtShape(from)} (${size} elements) to [${target.map(show).join(", ")}]`);
     }
     out[infer] = size / known;
   } else if (known !== size) {

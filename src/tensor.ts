@@ -6,7 +6,7 @@
  */
 import { DTypeCode } from "./abi.gen.ts";
 import { type DType, type DTypeInfo, type DataArray, dtypeInfo } from "./dtype.ts";
-import { DTypeError, DeviceError, DisposedTensorError, ShapeError, ValueError, fmtShape } from "./errors.ts";
+import { DTypeError, DeviceError, DisposedTensorError, ShapeError, ValueError, fmtShape, show } from "./errors.ts";
 import { Storage, allocate, release } from "./memory.ts";
 import { borrowedArrayBuffer, check, putLayout, sym } from "./native.ts";
 import {
@@ -254,6 +254,16 @@ export class Tensor {
   /** @internal Throws unless an in-place write to this tensor is allowed under autograd; bumps the storage version. */
   _willWrite(op: string): void {
     const s = this._live(op);
+    // A broadcast view (expand) holds each element several times: writing it would race and
+    // count twice, so it is refused, as NumPy and PyTorch do.
+    const st = this._strides;
+    if (st !== null) {
+      for (let i = 0; i < st.length; i++) {
+        if (st[i] === 0 && this._shape[i]! > 1) {
+          throw new ValueError(op, `in-place ${op} on a broadcast view (${this._dt.name} ${fmtShape(this._shape)}, stride 0 on axis ${i}): its elements share memory; write to a contiguous() copy`);
+        }
+      }
+    }
     if (isGradEnabled() && (this._rg || this._node !== null)) {
       throw new AutogradError(op, `in-place ${op} on a tensor that requires grad (${this._dt.name} ${fmtShape(this._shape)}); do it inside bn.noGrad(), or on a detach()ed copy`);
     }
@@ -504,7 +514,7 @@ export class Tensor {
         shape.push(len);
         strides.push(st[ax]! * step);
       } else {
-        throw new ShapeError("slice", `invalid index ${JSON.stringify(spec)} for axis ${ax}`);
+        throw new ShapeError("slice", `invalid index ${show(spec)} for axis ${ax}`);
       }
     }
     const out = this._view("slice", shape, strides, offset);

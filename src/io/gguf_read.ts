@@ -5,7 +5,7 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
-import { FormatError, fmtShape } from "../errors.ts";
+import { FormatError, fmtShape, show } from "../errors.ts";
 import { BLOCK_BYTES, BLOCK_WEIGHTS, type BlockFormat } from "../quant/blocks.ts";
 import { TernaryTensor } from "../quant/ternary.ts";
 import { Tensor } from "../tensor.ts";
@@ -191,7 +191,7 @@ export function read(pathOrBytes: string | Uint8Array | ArrayBuffer): GGUFFile {
   const r = new Reader(bytes, op);
   r.need(4, "magic");
   if (!(bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46)) {
-    r.fail(`bad magic ${JSON.stringify(String.fromCharCode(...bytes.subarray(0, 4)))}: not a GGUF file (expected "GGUF")`, 0);
+    r.fail(`bad magic ${show(String.fromCharCode(...bytes.subarray(0, 4)))}: not a GGUF file (expected "GGUF")`, 0);
   }
   r.pos = 4;
   const version = r.u32("version");
@@ -206,7 +206,7 @@ export function read(pathOrBytes: string | Uint8Array | ArrayBuffer): GGUFFile {
   for (let i = 0; i < nkv; i++) {
     const at = r.pos;
     const key = r.string(`key of metadata entry ${i}`);
-    if (Object.hasOwn(types, key)) r.fail(`duplicate metadata key ${JSON.stringify(key)}`, at);
+    if (Object.hasOwn(types, key)) r.fail(`duplicate metadata key ${show(key)}`, at);
     const code = r.u32(`value type of ${JSON.stringify(key)}`);
     const { value, type } = readValue(r, code, `metadata ${JSON.stringify(key)}`, 0);
     metadata[key] = value;
@@ -225,17 +225,17 @@ export function read(pathOrBytes: string | Uint8Array | ArrayBuffer): GGUFFile {
   for (let i = 0; i < ntensors; i++) {
     const at = r.pos;
     const name = r.string(`name of tensor ${i}`);
-    if (names.has(name)) r.fail(`duplicate tensor name ${JSON.stringify(name)}`, at);
+    if (names.has(name)) r.fail(`duplicate tensor name ${show(name)}`, at);
     names.add(name);
     const ndAt = r.pos;
     const nd = r.u32(`dimension count of tensor ${JSON.stringify(name)}`);
-    if (nd > GGML_MAX_DIMS) r.fail(`tensor ${JSON.stringify(name)} has ${nd} dimensions (ggml allows at most ${GGML_MAX_DIMS})`, ndAt);
+    if (nd > GGML_MAX_DIMS) r.fail(`tensor ${show(name)} has ${nd} dimensions (ggml allows at most ${GGML_MAX_DIMS})`, ndAt);
     const ne: number[] = [];
     let size = 1;
     for (let j = 0; j < nd; j++) {
       const dAt = r.pos;
       const d = r.u64(`dimension ${j} of tensor ${JSON.stringify(name)}`);
-      if (d > BigInt(Number.MAX_SAFE_INTEGER) || Number(d) * size > Number.MAX_SAFE_INTEGER) r.fail(`tensor ${JSON.stringify(name)}: dimension ${j} = ${d} is too large`, dAt);
+      if (d > BigInt(Number.MAX_SAFE_INTEGER) || Number(d) * size > Number.MAX_SAFE_INTEGER) r.fail(`tensor ${show(name)}: dimension ${j} = ${d} is too large`, dAt);
       ne.push(Number(d));
       size *= Number(d);
     }
@@ -243,9 +243,9 @@ export function read(pathOrBytes: string | Uint8Array | ArrayBuffer): GGUFFile {
     const type = r.u32(`type of tensor ${JSON.stringify(name)}`);
     const oAt = r.pos;
     const off = r.u64(`offset of tensor ${JSON.stringify(name)}`);
-    if (off > BigInt(bytes.length)) r.fail(`tensor ${JSON.stringify(name)}: data offset ${off} lies past the end of the file`, oAt);
+    if (off > BigInt(bytes.length)) r.fail(`tensor ${show(name)}: data offset ${off} lies past the end of the file`, oAt);
     const offset = Number(off);
-    if (offset % alignment !== 0) r.fail(`tensor ${JSON.stringify(name)}: data offset ${offset} is not a multiple of the alignment ${alignment}`, oAt);
+    if (offset % alignment !== 0) r.fail(`tensor ${show(name)}: data offset ${offset} is not a multiple of the alignment ${alignment}`, oAt);
     const shape = ne.slice().reverse();
     let nbytes = 0;
     const dtype = GGML_DTYPE[type];
@@ -253,13 +253,13 @@ export function read(pathOrBytes: string | Uint8Array | ArrayBuffer): GGUFFile {
     if (dtype !== undefined) nbytes = size * dtypeInfo(dtype).size;
     else if (fmt !== undefined) {
       if (nd === 0 || ne[0]! % BLOCK_WEIGHTS !== 0) {
-        r.fail(`tensor ${JSON.stringify(name)}: ${GGML_NAMES[type]} rows (ne[0] = ${ne[0] ?? 1}) must be a multiple of ${BLOCK_WEIGHTS}`, tAt);
+        r.fail(`tensor ${show(name)}: ${GGML_NAMES[type]} rows (ne[0] = ${ne[0] ?? 1}) must be a multiple of ${BLOCK_WEIGHTS}`, tAt);
       }
       nbytes = (size / BLOCK_WEIGHTS) * BLOCK_BYTES[fmt];
     } else if (GGML_NAMES[type] !== undefined) {
-      throw new FormatError(op, `tensor ${JSON.stringify(name)} has ggml type ${GGML_NAMES[type]} (${type}), which bitnet-bun does not read (supported: F32, F16, BF16, I8, I16, I32, TQ1_0, TQ2_0) (at byte ${tAt})`);
+      throw new FormatError(op, `tensor ${show(name)} has ggml type ${GGML_NAMES[type]} (${type}), which bitnet-bun does not read (supported: F32, F16, BF16, I8, I16, I32, TQ1_0, TQ2_0) (at byte ${tAt})`);
     } else {
-      r.fail(`tensor ${JSON.stringify(name)}: unknown ggml type ${type}`, tAt);
+      r.fail(`tensor ${show(name)}: unknown ggml type ${type}`, tAt);
     }
     infos.push({ name, shape, type, offset, nbytes, at });
   }
@@ -268,7 +268,7 @@ export function read(pathOrBytes: string | Uint8Array | ArrayBuffer): GGUFFile {
   for (const t of infos) {
     const end = dataStart + t.offset + t.nbytes;
     if (end > bytes.length) {
-      r.fail(`truncated: tensor ${JSON.stringify(t.name)} ${fmtShape(t.shape)} ${GGML_NAMES[t.type]} needs bytes ${dataStart + t.offset}..${end} of the data`, t.at);
+      r.fail(`truncated: tensor ${show(t.name)} ${fmtShape(t.shape)} ${GGML_NAMES[t.type]} needs bytes ${dataStart + t.offset}..${end} of the data`, t.at);
     }
   }
   const tensors: Record<string, Tensor | TernaryTensor> = Object.create(null);

@@ -3,7 +3,7 @@
  * the rules); the type-code tables come from src/io/gguf_read.ts.
  * @module
  */
-import { DTypeError, DisposedTensorError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, DisposedTensorError, ShapeError, ValueError, fmtShape, show } from "../errors.ts";
 import { TernaryTensor } from "../quant/ternary.ts";
 import { Tensor } from "../tensor.ts";
 import { tensorBytes } from "./bytes.ts";
@@ -97,7 +97,7 @@ class Writer {
 function typeCode(t: GGUFType, what: string): number {
   if (/^array<.+>$/.test(t)) return ARRAY_CODE;
   const c = SCALAR_CODES[t as GGUFScalarType];
-  if (c === undefined || !Object.hasOwn(SCALAR_CODES, t)) throw new ValueError("gguf.write", `${what}: unknown GGUF type ${JSON.stringify(t)}`);
+  if (c === undefined || !Object.hasOwn(SCALAR_CODES, t)) throw new ValueError("gguf.write", `${what}: unknown GGUF type ${show(t)}`);
   return c;
 }
 
@@ -189,26 +189,26 @@ export function write(path: string, contents: GGUFContents): void {
     if (x instanceof Tensor) {
       x._live(op);
       const code = DTYPE_GGML[x._dt.name];
-      if (code === undefined) throw new DTypeError(op, `tensor ${JSON.stringify(name)} is ${x._dt.name}; GGUF tensors here are f32, f16, bf16, i8, i16 or i32`);
+      if (code === undefined) throw new DTypeError(op, `tensor ${show(name)} is ${x._dt.name}; GGUF tensors here are f32, f16, bf16, i8, i16 or i32`);
       shape = x._shape.length === 0 ? [1] : x._shape.slice();
       ggml = code;
       t = x;
       nbytes = x._size * x._dt.size;
     } else if (x instanceof TernaryTensor) {
-      if (x.disposed) throw new DisposedTensorError(op, `tensor ${JSON.stringify(name)}: this TernaryTensor was disposed`);
+      if (x.disposed) throw new DisposedTensorError(op, `tensor ${show(name)}: this TernaryTensor was disposed`);
       const fmt = x.format;
       if (fmt === "i2") {
-        throw new DTypeError(op, `tensor ${JSON.stringify(name)} is an "i2" TernaryTensor ${fmtShape(x.shape)}, our own layout with no ggml type: call w.toFormat("tq2_0") (or "tq1_0") first and write that`);
+        throw new DTypeError(op, `tensor ${show(name)} is an "i2" TernaryTensor ${fmtShape(x.shape)}, our own layout with no ggml type: call w.toFormat("tq2_0") (or "tq1_0") first and write that`);
       }
       shape = x.shape;
       ggml = BLOCKS_GGML[fmt];
       t = x.packed; // u8 [rows, bytesPerRow]: the ggml blocks, rows back to back
       nbytes = t._size;
     } else {
-      throw new ValueError(op, `tensor ${JSON.stringify(name)} must be a Tensor or a TernaryTensor, got ${x === null ? "null" : typeof x}`);
+      throw new ValueError(op, `tensor ${show(name)} must be a Tensor or a TernaryTensor, got ${x === null ? "null" : typeof x}`);
     }
-    if (shape.length > GGML_MAX_DIMS) throw new ShapeError(op, `tensor ${JSON.stringify(name)} ${fmtShape(shape)} has more than ${GGML_MAX_DIMS} dimensions (ggml's limit)`);
-    if (shape.includes(0)) throw new ShapeError(op, `tensor ${JSON.stringify(name)} ${fmtShape(shape)} is empty; ggml cannot load zero-sized dimensions`);
+    if (shape.length > GGML_MAX_DIMS) throw new ShapeError(op, `tensor ${show(name)} ${fmtShape(shape)} has more than ${GGML_MAX_DIMS} dimensions (ggml's limit)`);
+    if (shape.includes(0)) throw new ShapeError(op, `tensor ${show(name)} ${fmtShape(shape)} is empty; ggml cannot load zero-sized dimensions`);
     h.scalar("string", name, "tensor name");
     h.u32(shape.length);
     for (let i = shape.length - 1; i >= 0; i--) h.u64(BigInt(shape[i]!));

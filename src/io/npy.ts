@@ -21,7 +21,7 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
-import { DTypeError, FormatError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, FormatError, ValueError, fmtShape, show } from "../errors.ts";
 import { Tensor } from "../tensor.ts";
 import { inputBytes, tensorBytes, tensorFromBytes } from "./bytes.ts";
 import { writeFileSync } from "node:fs";
@@ -94,13 +94,13 @@ function parsePy(text: string, fail: (why: string) => never): PyValue {
       return s;
     }
     const m = /^(True|False|None|-?\d+)L?/.exec(text.slice(i, i + 32));
-    if (!m) fail(`unexpected ${JSON.stringify(text.slice(i, i + 10))} at header character ${i}`);
+    if (!m) fail(`unexpected ${show(text.slice(i, i + 10))} at header character ${i}`);
     i += m[0].length;
     return m[1] === "True" ? true : m[1] === "False" ? false : m[1] === "None" ? null : Number(m[1]);
   };
   const v = value(0);
   ws();
-  if (i !== text.length) fail(`unexpected ${JSON.stringify(text.slice(i, i + 10))} after the header dict`);
+  if (i !== text.length) fail(`unexpected ${show(text.slice(i, i + 10))} after the header dict`);
   return v;
 }
 
@@ -140,15 +140,15 @@ export function load(pathOrBytes: string | Uint8Array | ArrayBuffer): Tensor {
   } catch {
     return fail("the header is not valid text");
   }
-  const hdr = parsePy(text.trim(), (why) => fail(`malformed header (${why}): ${JSON.stringify(text.slice(0, 120))}`));
+  const hdr = parsePy(text.trim(), (why) => fail(`malformed header (${why}): ${show(text.slice(0, 120))}`));
   if (typeof hdr !== "object" || hdr === null || Array.isArray(hdr)) return fail("the header is not a dict");
   const keys = Object.keys(hdr).sort().join(",");
   if (keys !== "descr,fortran_order,shape") fail(`the header must have the keys descr, fortran_order and shape, got ${keys || "none"}`);
   const { descr, fortran_order: fortran, shape: rawShape } = hdr as { descr: PyValue; fortran_order: PyValue; shape: PyValue };
-  if (typeof descr !== "string") return fail(`descr ${JSON.stringify(descr)} is a structured dtype; only plain dtypes are supported`);
-  if (typeof fortran !== "boolean") return fail(`fortran_order must be True or False, got ${JSON.stringify(fortran)}`);
+  if (typeof descr !== "string") return fail(`descr ${show(descr)} is a structured dtype; only plain dtypes are supported`);
+  if (typeof fortran !== "boolean") return fail(`fortran_order must be True or False, got ${show(fortran)}`);
   if (!Array.isArray(rawShape) || !rawShape.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0)) {
-    return fail(`shape must be a tuple of non-negative integers, got ${JSON.stringify(rawShape)}`);
+    return fail(`shape must be a tuple of non-negative integers, got ${show(rawShape)}`);
   }
   const shape = rawShape as number[];
   const dtype = Object.hasOwn(FROM_DESCR, descr) ? FROM_DESCR[descr] : undefined;

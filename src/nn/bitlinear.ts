@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import { DTypeError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, ShapeError, ValueError, fmtShape, show } from "../errors.ts";
 import { ones, rand, zeros } from "../creation.ts";
 import { isGradEnabled, noGrad, record } from "../autograd/graph.ts";
 import { add, add_ } from "../ops/elementwise.ts";
@@ -72,7 +72,7 @@ function checkGranularity(g: unknown, inFeatures: number, op: string): TernaryGr
     }
     return { group };
   }
-  throw new ValueError(op, `granularity must be "tensor", "channel" or { group: n }, got ${JSON.stringify(g)}`);
+  throw new ValueError(op, `granularity must be "tensor", "channel" or { group: n }, got ${show(g)}`);
 }
 
 function checkOptions(opts: unknown, op: string): BitLinearOptions {
@@ -82,9 +82,9 @@ function checkOptions(opts: unknown, op: string): BitLinearOptions {
   const o = opts as BitLinearOptions;
   if (o.bias !== undefined && typeof o.bias !== "boolean") throw new ValueError(op, `bias must be a boolean, got ${String(o.bias)}`);
   if (o.elementwiseAffine !== undefined && typeof o.elementwiseAffine !== "boolean") throw new ValueError(op, `elementwiseAffine must be a boolean, got ${String(o.elementwiseAffine)}`);
-  if (o.norm !== undefined && o.norm !== "rms" && o.norm !== "layer" && o.norm !== "none") throw new ValueError(op, `norm must be "rms", "layer" or "none", got ${JSON.stringify(o.norm)}`);
+  if (o.norm !== undefined && o.norm !== "rms" && o.norm !== "layer" && o.norm !== "none") throw new ValueError(op, `norm must be "rms", "layer" or "none", got ${show(o.norm)}`);
   if (o.eps !== undefined && (typeof o.eps !== "number" || !Number.isFinite(o.eps) || o.eps < 0)) throw new ValueError(op, `eps must be a finite number ≥ 0, got ${String(o.eps)}`);
-  if (o.format !== undefined && o.format !== "i2" && o.format !== "tq2_0" && o.format !== "tq1_0") throw new ValueError(op, `unknown ternary format ${JSON.stringify(o.format)} (expected "i2", "tq2_0" or "tq1_0")`);
+  if (o.format !== undefined && o.format !== "i2" && o.format !== "tq2_0" && o.format !== "tq1_0") throw new ValueError(op, `unknown ternary format ${show(o.format)} (expected "i2", "tq2_0" or "tq1_0")`);
   return o;
 }
 

@@ -4,7 +4,7 @@
  * @module
  */
 import { arange } from "../creation.ts";
-import { DTypeError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, ShapeError, ValueError, fmtShape, show } from "../errors.ts";
 import { eq, mul, neg, sub } from "../ops/elementwise.ts";
 import { logSoftmax } from "../ops/nn.ts";
 import { max, mean, min, sum } from "../ops/reduce.ts";
@@ -21,7 +21,7 @@ export interface LossOptions {
 
 function reduction(opts: LossOptions | undefined, op: string): Reduction {
   const r = opts?.reduction ?? "mean";
-  if (r !== "mean" && r !== "sum" && r !== "none") throw new ValueError(op, `reduction must be "mean", "sum" or "none", got ${JSON.stringify(r)}`);
+  if (r !== "mean" && r !== "sum" && r !== "none") throw new ValueError(op, `reduction must be "mean", "sum" or "none", got ${show(r)}`);
   return r;
 }
 

@@ -16,7 +16,7 @@
  * @module
  */
 import { type DType, dtypeInfo, promoteTypes } from "../dtype.ts";
-import { DTypeError, DeviceError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, DeviceError, ShapeError, ValueError, fmtShape, show } from "../errors.ts";
 import { check, putLayout, sym } from "../native.ts";
 import { broadcastShapes, broadcastStrides } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
@@ -279,6 +279,9 @@ export const round = (x: Tensor): Tensor => unary("round", x);
 export const sign = (x: Tensor): Tensor => unary("sign", x);
 /** Limits values to [min, max]; either bound may be null. Bounds convert to the tensor's dtype. */
 export function clip(x: Tensor, min: number | null | undefined, max: number | null | undefined): Tensor {
+  for (const b of [min, max]) {
+    if (b !== null && b !== undefined && typeof b !== "number") throw new DTypeError("clip", `bounds must be numbers (or null for none), got ${show(b)}`);
+  }
   // The lower bound applies first, so min > max gives max everywhere, as NumPy's clip does.
   return unary("clip", x, min ?? NaN, max ?? NaN);
 }
@@ -287,7 +290,7 @@ export const relu = (x: Tensor): Tensor => unary("relu", x);
 /** GELU: exact (erf) by default, or the tanh approximation. */
 export function gelu(x: Tensor, opts?: { approximate?: "none" | "tanh" }): Tensor {
   const a = opts?.approximate ?? "none";
-  if (a !== "none" && a !== "tanh") throw new ValueError("gelu", `approximate must be "none" or "tanh", got ${JSON.stringify(a)}`);
+  if (a !== "none" && a !== "tanh") throw new ValueError("gelu", `approximate must be "none" or "tanh", got ${show(a)}`);
   return unary(a === "tanh" ? "gelu_tanh" : "gelu", x);
 }
 /** x * sigmoid(x). */
@@ -302,7 +305,7 @@ export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
 export function activationGrad(name: "relu" | "gelu" | "gelu_tanh" | "silu" | "sigmoid" | "tanh", x: Tensor): Tensor {
   const map = { relu: "relu_grad", gelu: "gelu_grad", gelu_tanh: "gelu_tanh_grad", silu: "silu_grad", sigmoid: "sigmoid_grad", tanh: "tanh_grad" } as const;
   const u = map[name];
-  if (u === undefined) throw new ValueError("activationGrad", `unknown activation ${JSON.stringify(name)}`);
+  if (u === undefined) throw new ValueError("activationGrad", `unknown activation ${show(name)}`);
   return unary(u, x);
 }
 

@@ -10,7 +10,7 @@
  *   thread count (rows are summed in fixed chunks, the chunks in a fixed order).
  * @module
  */
-import { DTypeError, DeviceError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, DeviceError, ShapeError, ValueError, fmtShape, show } from "../errors.ts";
 import { check, putLayout, sym } from "../native.ts";
 import { dtypeInfo } from "../dtype.ts";
 import { contiguousStrides, normAxis } from "../shape.ts";
@@ -107,7 +107,7 @@ export interface NormGrads {
  */
 export function normBackward(kind: "layer" | "rms", x: Tensor, g: Tensor, weight: Tensor | null, eps: number, wantParams: boolean): NormGrads {
   const op = "normBackward";
-  if (kind !== "layer" && kind !== "rms") throw new ValueError(op, `kind must be "layer" or "rms", got ${JSON.stringify(kind)}`);
+  if (kind !== "layer" && kind !== "rms") throw new ValueError(op, `kind must be "layer" or "rms", got ${show(kind)}`);
   const t = floatTensor(x, "x", op);
   const nd = t._shape.length;
   if (nd === 0) throw new ShapeError(op, "a zero-dimensional tensor has no last axis to normalise over");

@@ -22,7 +22,7 @@
  * @module
  */
 import { type DTypeInfo, dtypeInfo, promoteTypes } from "../dtype.ts";
-import { DTypeError, DeviceError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, DeviceError, ShapeError, ValueError, fmtShape, show } from "../errors.ts";
 import { check, putLayout, sym } from "../native.ts";
 import { broadcastShapes, normAxis } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
@@ -369,7 +369,7 @@ export function norm(x: Tensor, ord?: NormOrder | null, axis?: number | readonly
   const nd = t._shape.length;
   if (typeof keepdims !== "boolean") throw new ValueError(op, `keepdims must be a boolean, got ${String(keepdims)}`);
   if (ord !== undefined && ord !== null && typeof ord !== "number" && ord !== "fro" && ord !== "nuc") {
-    throw new ValueError(op, `invalid norm order ${JSON.stringify(ord)}`);
+    throw new ValueError(op, `invalid norm order ${show(ord)}`);
   }
   if (typeof ord === "number" && Number.isNaN(ord)) throw new ValueError(op, "the norm order is NaN");
   let axes: number[];

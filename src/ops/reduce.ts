@@ -28,7 +28,7 @@
  * @module
  */
 import { type DTypeInfo, dtypeInfo } from "../dtype.ts";
-import { ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { ShapeError, ValueError, fmtShape, show } from "../errors.ts";
 import { check, putLayout, sym } from "../native.ts";
 import { contiguousStrides } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
@@ -100,7 +100,7 @@ function oneAxis(a: unknown, t: Tensor, op: string): number {
   const nd = t._shape.length;
   const n = Math.max(nd, 1);
   if (typeof a !== "number" || !Number.isInteger(a)) {
-    throw new ShapeError(op, `axis must be an integer, got ${typeof a === "number" ? a : JSON.stringify(a) ?? typeof a} (${describe(t)})`);
+    throw new ShapeError(op, `axis must be an integer, got ${typeof a === "number" ? a : show(a)} (${describe(t)})`);
   }
   if (a < -n || a >= n) throw new ShapeError(op, `axis ${a} is out of range for a tensor of ${nd} dimension${nd === 1 ? "" : "s"} (${describe(t)})`);
   return a < 0 ? a + n : a;

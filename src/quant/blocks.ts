@@ -27,7 +27,7 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
-import { DTypeError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, ShapeError, ValueError, fmtShape, show } from "../errors.ts";
 import { check, lastMessage, sym } from "../native.ts";
 import { Tensor } from "../tensor.ts";
 
@@ -58,7 +58,7 @@ export function isBlockFormat(f: unknown): f is BlockFormat {
 }
 
 function checkFormat(format: unknown, op: string): BlockFormat {
-  if (!isBlockFormat(format)) throw new ValueError(op, `unknown block format ${JSON.stringify(format)} (expected "tq2_0" or "tq1_0")`);
+  if (!isBlockFormat(format)) throw new ValueError(op, `unknown block format ${show(format)} (expected "tq2_0" or "tq1_0")`);
   return format;
 }
 

@@ -14,7 +14,7 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
-import { DTypeError, DisposedTensorError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, DisposedTensorError, ShapeError, ValueError, fmtShape, show } from "../errors.ts";
 import { Tensor } from "../tensor.ts";
 import { zeros } from "../creation.ts";
 import { abs, add, clip, div, eq, maximum, minimum, mul, round, sub, where } from "../ops/elementwise.ts";
@@ -72,7 +72,7 @@ export class QuantizedTensor {
       if (!(t instanceof Tensor)) throw new DTypeError(op, `${what} must be a Tensor, got ${t === null ? "null" : typeof t}`);
       t._live(op);
     }
-    if (granularity !== "tensor" && granularity !== "token") throw new ValueError(op, `granularity must be "tensor" or "token", got ${JSON.stringify(granularity)}`);
+    if (granularity !== "tensor" && granularity !== "token") throw new ValueError(op, `granularity must be "tensor" or "token", got ${show(granularity)}`);
     const vd = values._dt.name;
     if (vd !== "i8" && vd !== "u8") throw new DTypeError(op, `values must be i8 or u8, got ${vd} ${fmtShape(values._shape)}`);
     if (scale._dt.name !== "f32") throw new DTypeError(op, `scale must be f32, got ${scale._dt.name} ${fmtShape(scale._shape)}`);
@@ -169,11 +169,11 @@ function readOptions(opts: unknown): { granularity: Int8Granularity; symmetric: 
     throw new ValueError(OP, `options must be an object like { granularity, symmetric }, got ${Array.isArray(opts) ? "an array" : typeof opts}`);
   }
   for (const k of Object.keys(opts)) {
-    if (k !== "granularity" && k !== "symmetric") throw new ValueError(OP, `unknown option ${JSON.stringify(k)} (expected granularity, symmetric)`);
+    if (k !== "granularity" && k !== "symmetric") throw new ValueError(OP, `unknown option ${show(k)} (expected granularity, symmetric)`);
   }
   const o = opts as { granularity?: unknown; symmetric?: unknown };
   const g = o.granularity ?? "tensor";
-  if (g !== "tensor" && g !== "token") throw new ValueError(OP, `granularity must be "tensor" or "token", got ${JSON.stringify(g) ?? typeof g}`);
+  if (g !== "tensor" && g !== "token") throw new ValueError(OP, `granularity must be "tensor" or "token", got ${show(g)}`);
   const s = o.symmetric ?? true;
   if (typeof s !== "boolean") throw new ValueError(OP, `symmetric must be a boolean, got ${typeof s}`);
   return { granularity: g, symmetric: s };

@@ -14,7 +14,7 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
-import { DTypeError, DeviceError, DisposedTensorError, ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { DTypeError, DeviceError, DisposedTensorError, ShapeError, ValueError, fmtShape, show } from "../errors.ts";
 import { check, putLayout, sym } from "../native.ts";
 import { Tensor, copyInto } from "../tensor.ts";
 import { zeros } from "../creation.ts";
@@ -47,7 +47,7 @@ function blockSize(format: TernaryFormat): number {
 }
 
 function checkFormat(f: unknown, op: string): TernaryFormat {
-  if (f !== "i2" && f !== "tq2_0" && f !== "tq1_0") throw new ValueError(op, `unknown ternary format ${JSON.stringify(f)} (expected "i2", "tq2_0" or "tq1_0")`);
+  if (f !== "i2" && f !== "tq2_0" && f !== "tq1_0") throw new ValueError(op, `unknown ternary format ${show(f)} (expected "i2", "tq2_0" or "tq1_0")`);
   return f;
 }
 
@@ -369,7 +369,7 @@ function parseGranularity(g: unknown, k: number, format: TernaryFormat, shape: r
     }
     return { kind: "group", group };
   }
-  throw new ValueError(op, `granularity must be "tensor", "channel" or { group: n }, got ${JSON.stringify(g)}`);
+  throw new ValueError(op, `granularity must be "tensor", "channel" or { group: n }, got ${show(g)}`);
 }
 
 /**
