@@ -279,6 +279,7 @@ export const round = (x: Tensor): Tensor => unary("round", x);
 export const sign = (x: Tensor): Tensor => unary("sign", x);
 /** Limits values to [min, max]; either bound may be null. Bounds convert to the tensor's dtype. */
 export function clip(x: Tensor, min: number | null | undefined, max: number | null | undefined): Tensor {
+  if (x instanceof Tensor) x._live("clip"); // the tensor is checked first, as in every op
   for (const b of [min, max]) {
     if (b !== null && b !== undefined && typeof b !== "number") throw new DTypeError("clip", `bounds must be numbers (or null for none), got ${show(b)}`);
   }
