@@ -631,6 +631,28 @@ describe("edge cases", () => {
     expect(cs.shape).toEqual([0, 3]);
   });
 
+  test("prod: partial products never overflow into inf · 0 = NaN (found by the API fuzzer), on every device", () => {
+    const n = 1957;
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) v[i] = i % 2 ? 1e30 : 1e-30; // lanes of huge and of tiny factors
+    let ref = 1;
+    for (const x of v) ref *= x; // float64, in order: stays near 1
+    for (const device of CUDA ? ["cpu", "cuda"] : ["cpu"]) {
+      using t = bn.tensor(v, { device });
+      const p = t.prod().item() as number;
+      expect(Math.abs(p - ref) / ref).toBeLessThan(1e-6);
+      v[0] = 0; // a zero among them: exactly 0
+      using z = bn.tensor(v, { device });
+      expect(z.prod().item()).toBe(0);
+      v[0] = 1e-30;
+      // Really out of range: inf and 0, not NaN.
+      using big = bn.full([300], 1e30, { device });
+      expect(big.prod().item()).toBe(Infinity);
+      using tiny = bn.full([300], 1e-30, { device });
+      expect(tiny.prod().item()).toBe(0);
+    }
+  });
+
   test("NaN: propagates through sum/mean/prod/min/max/var/std/logsumexp; argmin/argmax take the first NaN", () => {
     using x = bn.tensor([[1, NaN, 3, NaN], [4, 5, 6, 7]]);
     for (const op of ["sum", "mean", "prod", "min", "max", "var", "std", "logsumexp"] as Op[]) {

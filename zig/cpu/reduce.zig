@@ -11,8 +11,9 @@
 //! rounding of the result for any practical n (NumPy's f32 pairwise sum: log2(n) f32 roundings).
 //! Integer sums are exact in 64 bits (sum wraps to 32 bits on store, mean divides the exact sum);
 //! integer products wrap in 32 bits (an associative operation, so any order gives the same
-//! bits). prod of floats multiplies in f64. variance and std are two-pass in f64: the mean, then
-//! Σd² − (Σd)²/n with d = x − mean (the correction term removes the rounding of the mean).
+//! bits). prod of floats multiplies in f64 with the binary exponent kept apart (no partial
+//! product overflows or underflows on the way). variance and std are two-pass in f64: the mean,
+//! then Σd² − (Σd)²/n with d = x − mean (the correction term removes the rounding of the mean).
 //! logsumexp is max-shifted, Σexp(x − max) in f64. Each result is rounded once to its dtype.
 //!
 //! Determinism. The order of every operation is fixed by the layout alone: never by the thread
@@ -144,7 +145,7 @@ fn Plan(comptime plan: PlanKind, comptime X: type) type {
                     if (op == .mean) return storeF(od, out, off, toF64(a.s) / nf);
                     if (float) storeF(od, out, off, a.s) else storeI(od, out, off, a.s);
                 },
-                .prod => if (float) storeF(od, out, off, a.s) else storeI(od, out, off, a.s),
+                .prod => if (float) storeF(od, out, off, a.value()) else storeI(od, out, off, a.s),
                 .minmax => {
                     const v = flip1(X, a.m, a.mask);
                     if (float) storeF(od, out, off, v) else storeI(od, out, off, v);

@@ -199,33 +199,69 @@ pub fn Acc(comptime X: type, comptime kind: Kind) type {
                 }
             };
         },
+        // Float products: f64 with the binary exponent kept apart (the mantissa is renormalised
+        // into [0.5, 1) once it leaves [2^-512, 2^512]), so no partial product overflows or
+        // underflows on the way: a lane of huge factors and a lane of tiny ones no longer meet as
+        // inf · 0 = NaN. The only NaN left is a real one (a NaN, or 0 and inf among the factors).
         .prod_f64 => struct {
             pub const n = 16;
+            const big: f64 = 0x1p512;
+            const small: f64 = 0x1p-512;
             pub const State = struct {
                 s: f64,
+                e: i64 = 0,
                 pub fn init(_: f64, _: bool) State {
                     return .{ .s = 1 };
                 }
+                fn norm(self: *State) void {
+                    if (self.s == 0 or !std.math.isFinite(self.s)) return;
+                    const fr = std.math.frexp(self.s);
+                    self.s = fr.significand;
+                    self.e += fr.exponent;
+                }
                 pub inline fn feed1(self: *State, x: X, _: i64) void {
                     self.s *= toF64(x);
+                    if (!(@abs(self.s) >= small and @abs(self.s) <= big)) self.norm();
                 }
                 pub inline fn merge(self: *State, o: State) void {
                     self.s *= o.s;
+                    self.e += o.e;
+                    self.norm();
+                }
+                /// s · 2^e (inf or 0 when it leaves f64's range).
+                pub fn value(self: State) f64 {
+                    if (self.s == 0 or !std.math.isFinite(self.s)) return self.s;
+                    const e = std.math.clamp(self.e, -4000, 4000);
+                    return std.math.ldexp(self.s, @intCast(e));
                 }
             };
             pub const Lanes = struct {
                 acc: @Vector(n, f64),
+                exp: [n]i64 = @splat(0),
                 pub fn init(_: @Vector(n, f64), _: bool) Lanes {
                     return .{ .acc = @splat(1) };
                 }
                 pub inline fn start(_: *Lanes, _: @Vector(n, u32)) void {}
                 pub inline fn feed(self: *Lanes, x: @Vector(n, X), _: @Vector(n, u32)) void {
                     self.acc *= toF64V(n, x);
+                    const a = @abs(self.acc);
+                    const out = (a > @as(@Vector(n, f64), @splat(big))) | ((a < @as(@Vector(n, f64), @splat(small))) & (a != @as(@Vector(n, f64), @splat(0))));
+                    if (@reduce(.Or, out)) self.renorm();
+                }
+                fn renorm(self: *Lanes) void {
+                    var v = arr(self.acc);
+                    for (&v, &self.exp) |*lane, *e| {
+                        if (lane.* == 0 or !std.math.isFinite(lane.*)) continue;
+                        const fr = std.math.frexp(lane.*);
+                        lane.* = fr.significand;
+                        e.* += fr.exponent;
+                    }
+                    self.acc = v;
                 }
                 pub fn states(self: *const Lanes) [n]State {
                     const acc_a = arr(self.acc);
                     var out: [n]State = undefined;
-                    for (&out, 0..) |*o, i| o.* = .{ .s = acc_a[i] };
+                    for (&out, 0..) |*o, i| o.* = .{ .s = acc_a[i], .e = self.exp[i] };
                     return out;
                 }
             };

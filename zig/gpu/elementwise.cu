@@ -466,20 +466,41 @@ extern "C" __global__ void __launch_bounds__(RB) bn_reduce(Layout L, i64 kept, i
       long long t = si[0];
       result = out_dt == 8 ? (double)(u32)t : (double)(i32)t;
       __syncthreads();
-    } else if (op == 2) {  // float product
+    } else if (op == 2) {  // float product: the binary exponent kept apart, as on the CPU, so no
+                           // partial product overflows or underflows (no inf · 0 = NaN on the way)
       double acc = 1;
+      long long ex = 0;
       for (i64 r = threadIdx.x; r < nr; r += RB) {
         i64 off;
         ROFF(r, off);
         acc *= loadd(in, dt, off);
+        const double a = fabs(acc);
+        if ((a > 0x1p512 || a < 0x1p-512) && a != 0.0 && a - a == 0.0) {
+          int e;
+          acc = frexp(acc, &e);
+          ex += e;
+        }
       }
       sv[threadIdx.x] = acc;
+      si[threadIdx.x] = ex;
       __syncthreads();
       for (int s = RB / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) sv[threadIdx.x] *= sv[threadIdx.x + s];
+        if (threadIdx.x < s) {
+          double m = sv[threadIdx.x] * sv[threadIdx.x + s];
+          long long e = si[threadIdx.x] + si[threadIdx.x + s];
+          if (m != 0.0 && m - m == 0.0) {
+            int k;
+            m = frexp(m, &k);
+            e += k;
+          }
+          sv[threadIdx.x] = m;
+          si[threadIdx.x] = e;
+        }
         __syncthreads();
       }
-      result = sv[0];
+      const double m = sv[0];
+      const long long e = si[0] < -4000 ? -4000 : si[0] > 4000 ? 4000 : si[0];
+      result = (m == 0.0 || m - m != 0.0) ? m : ldexp(m, (int)e);
       __syncthreads();
     } else if (op == 9) {  // logsumexp: max, then the sum of exp(x - max)
       double m = -1.0 / 0.0;
