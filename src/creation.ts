@@ -9,7 +9,8 @@ import { DTypeError, ShapeError, ValueError, fmtShape, show } from "./errors.ts"
 import { deviceIndex } from "./memory.ts";
 import { STAGE_LEN, check, putLayout, stage, stagePtr, sym } from "./native.ts";
 import { checkShape, sizeOf } from "./shape.ts";
-import { Tensor, copyBytes } from "./tensor.ts";
+import { Tensor } from "./tensor.ts";
+import { copyBytes } from "./tensor_device.ts";
 
 /** Options of the creation functions. */
 export interface CreateOptions {

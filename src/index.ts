@@ -9,6 +9,7 @@
  * @module
  */
 export { Tensor, isTensor, type NestedArray, type SliceSpec } from "./tensor.ts";
+import "./tensor_device.ts"; // t.to / toCpu / toGpu
 export {
   tensor,
   zeros,
