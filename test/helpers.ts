@@ -138,16 +138,31 @@ export const toF16 = (x: number) => roundToFormat(x, 10, -14, 15);
 export const toBF16 = (x: number) => roundToFormat(x, 7, -126, 127);
 export const toF32 = (x: number) => roundToFormat(x, 23, -126, 127);
 
+/** The value range of each integer dtype (and bool as 0..1). */
+export const INT_RANGE: Readonly<Record<string, readonly [number, number]>> = {
+  i8: [-128, 127],
+  i16: [-32768, 32767],
+  i32: [-2147483648, 2147483647],
+  u8: [0, 255],
+  u16: [0, 65535],
+  u32: [0, 4294967295],
+  bool: [0, 1],
+};
+
+/** Row-major (C order) element strides of a shape. */
+export function rowMajorStrides(shape: readonly number[]): number[] {
+  const st = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    st[i] = acc;
+    acc *= shape[i]!;
+  }
+  return st;
+}
+
 /** NumPy-style astype of one float64 value into `d` (this library's documented rules). */
 export function castRef(x: number, d: DType): number {
-  const intRange: Partial<Record<DType, [number, number]>> = {
-    i8: [-128, 127],
-    i16: [-32768, 32767],
-    i32: [-2147483648, 2147483647],
-    u8: [0, 255],
-    u16: [0, 65535],
-    u32: [0, 4294967295],
-  };
+  const intRange = INT_RANGE;
   if (d === "bool") return x !== 0 || Number.isNaN(x) ? 1 : 0;
   if (d === "f32") return toF32(x);
   if (d === "f16") return toF16(x);

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import * as bn from "../src/index.ts";
 import type { DType } from "../src/index.ts";
-import { castRef, runnableLevels, wrapInt } from "./helpers.ts";
+import { castRef, runnableLevels, wrapInt, rowMajorStrides } from "./helpers.ts";
 
 /** A row-major float64 array with its shape. */
 interface Arr {
@@ -14,15 +14,7 @@ interface Arr {
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-function stridesOf(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = acc;
-    acc *= shape[i]!;
-  }
-  return st;
-}
+const stridesOf = rowMajorStrides;
 
 /** Deterministic small values: integers in [-lim, lim] (exact in every dtype we test). */
 function ints(shape: number[], seed: number, lim = 4, nonneg = false): Arr {

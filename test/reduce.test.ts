@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as bn from "../src/index.ts";
-import { Ref, arbPerm, castRef, pyRange, toF16, wrapInt } from "./helpers.ts";
+import { Ref, arbPerm, castRef, pyRange, toF16, wrapInt, INT_RANGE } from "./helpers.ts";
 
 type DT = bn.DType;
 type Op = "sum" | "mean" | "prod" | "min" | "max" | "argmin" | "argmax" | "var" | "std" | "logsumexp";
@@ -162,15 +162,7 @@ function rng(seed: number): () => number {
   };
 }
 
-const RANGE: Partial<Record<DT, [number, number]>> = {
-  i8: [-128, 127],
-  i16: [-32768, 32767],
-  i32: [-2147483648, 2147483647],
-  u8: [0, 255],
-  u16: [0, 65535],
-  u32: [0, 4294967295],
-  bool: [0, 1],
-};
+const RANGE = INT_RANGE;
 
 /** Values representable in `d`: floats in [-4, 4) (near 1 in magnitude for prod), integers anywhere in range. */
 function values(d: DT, n: number, seed: number, op?: Op): Float64Array {

@@ -5,7 +5,7 @@
  * @module
  */
 import type { DType } from "../../src/index.ts";
-import { toBF16, wrapInt as wrapIntOf } from "../helpers.ts";
+import { toBF16, wrapInt as wrapIntOf, INT_RANGE, rowMajorStrides } from "../helpers.ts";
 
 // ================================================================================================
 // dtype model (zig/cpu/dtype.zig's conversion rules, src/dtype.ts's promotion)
@@ -13,15 +13,7 @@ import { toBF16, wrapInt as wrapIntOf } from "../helpers.ts";
 
 export const DTYPES: readonly DType[] = ["f32", "f16", "bf16", "i8", "i16", "i32", "u8", "u16", "u32", "bool"];
 export const isFloat = (d: string): boolean => d === "f32" || d === "f16" || d === "bf16";
-export const INT_RANGE: Record<string, [number, number]> = {
-  i8: [-128, 127],
-  i16: [-32768, 32767],
-  i32: [-2147483648, 2147483647],
-  u8: [0, 255],
-  u16: [0, 65535],
-  u32: [0, 4294967295],
-  bool: [0, 1],
-};
+export { INT_RANGE };
 export const FMAX: Record<string, number> = { f32: 3.4028234663852886e38, f16: 65504, bf16: 3.3895313892515355e38 };
 const is32 = (d: string) => d === "i32" || d === "u32";
 
@@ -268,15 +260,7 @@ export function store(d: string, v: number): number {
 // ================================================================================================
 
 export const prod = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
-export function cstrides(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = acc;
-    acc *= shape[i]!;
-  }
-  return st;
-}
+export const cstrides = rowMajorStrides;
 /** Calls f(flatIndexIntoSource) for each element of `shape`, where the source index is base + Σ idx·st. */
 export function gather(shape: readonly number[], st: readonly number[], base: number, src: ArrayLike<number>): Float64Array {
   const n = prod(shape);
