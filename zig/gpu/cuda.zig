@@ -343,8 +343,8 @@ pub const Layout = extern struct {
     st: [4][8]i64,
 };
 
-pub const Kernel = enum(u32) { convert, binary, unary, where, reduce, softmax, norm, tq_quantize, tq_matmul1, tq_matmul4, tq_matmul8 };
-const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce", "bn_softmax", "bn_norm", "bn_tq_quantize", "bn_tq_matmul1", "bn_tq_matmul4", "bn_tq_matmul8" };
+pub const Kernel = enum(u32) { convert, binary, unary, where, reduce, softmax, norm, tq_quantize, tq_matmul1, tq_matmul4, tq_matmul8, tq_gemv1 };
+const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce", "bn_softmax", "bn_norm", "bn_tq_quantize", "bn_tq_matmul1", "bn_tq_matmul4", "bn_tq_matmul8", "bn_tq_gemv1" };
 /// One NVRTC program: the elementwise and reduction kernels, then the row kernels and the ternary
 /// matmul (nn.cu and ternary.cu use elementwise.cu's helpers).
 const source: [*:0]const u8 = @ptrCast(@embedFile("elementwise.cu") ++ @embedFile("nn.cu") ++ @embedFile("ternary.cu") ++ "\x00");
@@ -468,10 +468,15 @@ pub fn launchBlocks(i: usize, f: *anyopaque, want: usize, params: []?*anyopaque)
     return check(api.cuLaunchKernel(f, @intCast(blocks), 1, 1, 256, 1, 1, 0, null, params.ptr, null));
 }
 
-/// Launches `f` on a gx × gy grid of blocks of `threads` threads (the caller sizes the grid;
-/// gy is capped at 65535 and kernels loop over the rest).
-pub fn launchGrid(i: usize, f: *anyopaque, gx: usize, gy: usize, threads: u32, params: []?*anyopaque) ?Failure {
+/// Launches `f` on a gx × gy grid of blocks of `threads` threads with `shared_bytes` of dynamic
+/// shared memory (the caller sizes the grid; gy is capped at 65535 and kernels loop over the rest).
+pub fn launchGrid(i: usize, f: *anyopaque, gx: usize, gy: usize, threads: u32, shared_bytes: u32, params: []?*anyopaque) ?Failure {
     if (gx == 0 or gy == 0) return null;
     if (current(i)) |e| return e;
-    return check(api.cuLaunchKernel(f, @intCast(gx), @intCast(@min(gy, 65535)), 1, threads, 1, 1, 0, null, params.ptr, null));
+    return check(api.cuLaunchKernel(f, @intCast(gx), @intCast(@min(gy, 65535)), 1, threads, 1, 1, shared_bytes, null, params.ptr, null));
+}
+
+/// Multiprocessors of device i.
+pub fn smCount(i: usize) usize {
+    return @intCast(@max(infos[i].sm_count, 1));
 }

@@ -206,7 +206,7 @@ __device__ __forceinline__ int tq_signed(u32 w, int p) {
 // ROW: one scale a row (mode 0 tensor / 1 channel); else mode 2 group scales ("i2") or mode 3 the
 // blocks' own f16 scales (TQ2_0). Every lane runs the same iterations (the shuffles need the whole
 // warp); pieces and rows past the end read as zero weights (code 1).
-template <int T, int R, int U, bool ROW>
+template <int T, int R, int U, bool ROW, bool SMEM = false>
 __device__ void tq_rows(const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, const i8* q, const float* s, i64 t0, int nt, i64 r0, float* out) {
   const int lane = threadIdx.x & 31;
   const i64 rb = nb * (fmt == 2 ? 64 : 66);
@@ -258,7 +258,10 @@ __device__ void tq_rows(const u8* w, const float* scales, int fmt, int mode, i64
         for (int j = 0; j < T; j++) {
           if (j < nt) {
             int4 a = make_int4(0, 0, 0, 0);
-            if (live) a = __ldg((const int4*)(q + (t0 + j) * kq + ((base >> 5) * 4 + p) * 512 + lane * 16));
+            if (live) {
+              const int4* at = (const int4*)(q + (t0 + j) * kq + ((base >> 5) * 4 + p) * 512 + lane * 16);
+              a = SMEM ? *at : __ldg(at);  // q in shared memory (bn_tq_gemv1) or global
+            }
 #pragma unroll
             for (int rr = 0; rr < R; rr++) acc[rr][j] = __dp4a(sw[rr][3], a.w, __dp4a(sw[rr][2], a.z, __dp4a(sw[rr][1], a.y, __dp4a(sw[rr][0], a.x, acc[rr][j]))));
           }
@@ -322,4 +325,66 @@ extern "C" __global__ void __launch_bounds__(32 * TQ_WARPS, 4) bn_tq_matmul4(con
 }
 extern "C" __global__ void __launch_bounds__(32 * TQ_WARPS, 4) bn_tq_matmul8(const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, const i8* q, const float* s, i64 m, float* out) {
   tq_dispatch<8, 4, 1>(w, scales, fmt, mode, gb, n, nb, q, s, m, out);
+}
+
+// One token, one launch (decoding): each block quantizes x into shared memory itself (the same
+// arithmetic as bn_tq_quantize, so every block gets the same codes and scale) and then takes a
+// contiguous range of rows. Before quantizing, the block asks for its rows' weights to be fetched
+// into L2, so the weight stream runs while it quantizes. Rows come in pairs (rows_per_block is a
+// multiple of 2·warps). Dynamic shared memory: tq_row_bytes(nb) bytes of codes.
+extern "C" __global__ void __launch_bounds__(256, 2) bn_tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, i64 rows_per_block, float* out) {
+  extern __shared__ int4 tq_dyn[];
+  i8* qs = (i8*)tq_dyn;
+  __shared__ float shm[8];
+  __shared__ int shn[8];
+  __shared__ float s_sh;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const i64 r_begin = (i64)blockIdx.x * rows_per_block;
+  if (r_begin >= n) return;  // the whole block leaves
+  const i64 r_end = r_begin + rows_per_block < n ? r_begin + rows_per_block : n;
+  const i64 rb = nb * (fmt == 2 ? 64 : 66);
+  const u8* wb = w + r_begin * rb;
+  // The block's rows (the host takes this path only while all blocks' rows fit in L2).
+  const i64 bytes = (r_end - r_begin) * rb;
+  for (i64 o = (i64)threadIdx.x * 128; o < bytes; o += 256 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(wb + o));
+  // The token's maximum, then its codes (bn_tq_quantize's steps, 256 threads).
+  float mx = 0.0f;
+  int nan = 0;
+  for (i64 i0 = (i64)threadIdx.x * QV; i0 < k; i0 += 256 * QV) {
+    float v[QV];
+    tq_load8(x, dt, 0, i0, k, v);
+#pragma unroll
+    for (int e = 0; e < QV; e++) {
+      if (v[e] != v[e]) nan = 1;
+      else mx = fmaxf(mx, fabsf(v[e]));
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    nan |= __shfl_xor_sync(0xffffffffu, nan, o);
+  }
+  if (lane == 0) {
+    shm[warp] = mx;
+    shn[warp] = nan;
+  }
+  __syncthreads();
+  mx = shm[0];
+  nan = shn[0];
+  for (int i = 1; i < 8; i++) {
+    mx = fmaxf(mx, shm[i]);
+    nan |= shn[i];
+  }
+  const float sc = nan ? nanf_() : 127.0f / mx;
+  const bool zero = nan || mx == 0.0f;
+  for (i64 i0 = (i64)threadIdx.x * QV; i0 < nb * 256; i0 += 256 * QV) {
+    float v[QV];
+    tq_load8(x, dt, 0, i0, k, v);
+    *(uint2*)(qs + piece_pos(i0)) = tq_codes8(v, sc, zero);
+  }
+  if (threadIdx.x == 0) s_sh = sc;
+  __syncthreads();
+  for (i64 r0 = r_begin + (i64)warp * 2; r0 < r_end; r0 += 16) {
+    if (mode < 2) tq_rows<1, 2, 4, true, true>(w, scales, fmt, mode, gb, n, nb, qs, &s_sh, 0, 1, r0, out);
+    else tq_rows<1, 2, 4, false, true>(w, scales, fmt, mode, gb, n, nb, qs, &s_sh, 0, 1, r0, out);
+  }
 }
