@@ -376,6 +376,15 @@ extern "C" __global__ void bn_where(Layout L, i64 n, int dt, void* out, const u8
 
 #define RB 256
 
+// A float product's mantissa brought back into [0.5, 1), its binary exponent moved into *e
+// (zero, inf and NaN stay as they are).
+__device__ __forceinline__ void prod_renorm(double* m, long long* e) {
+  if (*m == 0.0 || *m - *m != 0.0) return;
+  int k;
+  *m = frexp(*m, &k);
+  *e += k;
+}
+
 __device__ __forceinline__ bool lt_first(double v, i64 i, double w, i64 j, bool want_max) {
   // Whether (v, i) beats (w, j): NaN wins (the first NaN), then the larger (max) or smaller
   // (min) value, ties to the smaller index.
@@ -475,11 +484,7 @@ extern "C" __global__ void __launch_bounds__(RB) bn_reduce(Layout L, i64 kept, i
         ROFF(r, off);
         acc *= loadd(in, dt, off);
         const double a = fabs(acc);
-        if ((a > 0x1p512 || a < 0x1p-512) && a != 0.0 && a - a == 0.0) {
-          int e;
-          acc = frexp(acc, &e);
-          ex += e;
-        }
+        if (a > 0x1p512 || a < 0x1p-512) prod_renorm(&acc, &ex);
       }
       sv[threadIdx.x] = acc;
       si[threadIdx.x] = ex;
@@ -488,11 +493,7 @@ extern "C" __global__ void __launch_bounds__(RB) bn_reduce(Layout L, i64 kept, i
         if (threadIdx.x < s) {
           double m = sv[threadIdx.x] * sv[threadIdx.x + s];
           long long e = si[threadIdx.x] + si[threadIdx.x + s];
-          if (m != 0.0 && m - m == 0.0) {
-            int k;
-            m = frexp(m, &k);
-            e += k;
-          }
+          prod_renorm(&m, &e);
           sv[threadIdx.x] = m;
           si[threadIdx.x] = e;
         }

@@ -90,6 +90,65 @@ __device__ __forceinline__ uint2 tq_codes8(const float* v, float sc, bool zero) 
   return make_uint2(w[0], w[1]);
 }
 
+// Folds 8 values into a running max|x| and NaN flag.
+__device__ __forceinline__ void tq_absmax8(const float* v, float* mx, int* nan) {
+#pragma unroll
+  for (int e = 0; e < QV; e++) {
+    if (v[e] != v[e]) *nan = 1;
+    else *mx = fmaxf(*mx, fabsf(v[e]));
+  }
+}
+
+// The block's max|x| and NaN flag (any block of up to 32 warps): warp shuffles, one value a warp
+// in shared memory, warp 0 combines them. Every thread returns with the block's values; the
+// shared arrays may be reused after the call.
+__device__ void tq_block_absmax(float* mx, int* nan, float* shm, int* shn) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) {
+    *mx = fmaxf(*mx, __shfl_xor_sync(0xffffffffu, *mx, o));
+    *nan |= __shfl_xor_sync(0xffffffffu, *nan, o);
+  }
+  if (lane == 0) {
+    shm[warp] = *mx;
+    shn[warp] = *nan;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    float m = lane < nw ? shm[lane] : 0.0f;
+    int n = lane < nw ? shn[lane] : 0;
+    for (int o = 16; o > 0; o >>= 1) {
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+      n |= __shfl_xor_sync(0xffffffffu, n, o);
+    }
+    if (lane == 0) {
+      shm[0] = m;
+      shn[0] = n;
+    }
+  }
+  __syncthreads();
+  *mx = shm[0];
+  *nan = shn[0];
+  __syncthreads();
+}
+
+// Reads a token row (elements i0 = first, first + step, ... below k, 8 at a time) for its max|x|.
+__device__ __forceinline__ void tq_scan(const void* x, int dt, i64 base, i64 k, i64 first, i64 step, float* mx, int* nan) {
+  for (i64 i0 = first; i0 < k; i0 += step) {
+    float v[QV];
+    tq_load8(x, dt, base, i0, k, v);
+    tq_absmax8(v, mx, nan);
+  }
+}
+
+// Stores the codes of a token row (padded to `padded` elements) in piece order, 8 at a time.
+__device__ __forceinline__ void tq_store_row(i8* qt, const void* x, int dt, i64 base, i64 k, i64 padded, i64 first, i64 step, float sc, bool zero) {
+  for (i64 i0 = first; i0 < padded; i0 += step) {
+    float v[QV];
+    tq_load8(x, dt, base, i0, k, v);
+    *(uint2*)(qt + piece_pos(i0)) = tq_codes8(v, sc, zero);
+  }
+}
+
 #define QR 2  // 8-element groups a thread keeps in registers: rows up to QB·QV·QR = 16384 are read once
 
 // q is [m, tq_row_bytes(nb)] in piece order, s [m]. One block a token: each thread takes runs of 8
@@ -98,7 +157,6 @@ __device__ __forceinline__ uint2 tq_codes8(const float* v, float sc, bool zero) 
 extern "C" __global__ void __launch_bounds__(QB) bn_tq_quantize(const void* x, int dt, i64 x_stride, i64 m, i64 k, i64 nb, i8* q, float* s) {
   __shared__ float shm[QB / 32];
   __shared__ int shn[QB / 32];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const i64 padded = nb * 256;               // elements with codes (a multiple of 256)
   const i64 step = (i64)QB * QV;              // elements of one pass of the block
   const bool resident = padded <= step * QR;  // then the values stay in registers
@@ -118,49 +176,11 @@ extern "C" __global__ void __launch_bounds__(QB) bn_tq_quantize(const void* x, i
     }
     if (resident) {
 #pragma unroll
-      for (int r = 0; r < QR; r++)
-#pragma unroll
-        for (int e = 0; e < QV; e++) {
-          const float v = reg[r][e];
-          if (v != v) nan = 1;
-          else mx = fmaxf(mx, fabsf(v));  // past the row: 0
-        }
+      for (int r = 0; r < QR; r++) tq_absmax8(reg[r], &mx, &nan);  // past the row: 0
     } else {
-      for (i64 i0 = (i64)threadIdx.x * QV; i0 < k; i0 += step) {
-        float v[QV];
-        tq_load8(x, dt, base, i0, k, v);
-#pragma unroll
-        for (int e = 0; e < QV; e++) {
-          if (v[e] != v[e]) nan = 1;
-          else mx = fmaxf(mx, fabsf(v[e]));
-        }
-      }
+      tq_scan(x, dt, base, k, (i64)threadIdx.x * QV, step, &mx, &nan);
     }
-    for (int o = 16; o > 0; o >>= 1) {
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-      nan |= __shfl_xor_sync(0xffffffffu, nan, o);
-    }
-    if (lane == 0) {
-      shm[warp] = mx;
-      shn[warp] = nan;
-    }
-    __syncthreads();
-    if (warp == 0) {
-      mx = shm[lane];
-      nan = shn[lane];
-      for (int o = 16; o > 0; o >>= 1) {
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-        nan |= __shfl_xor_sync(0xffffffffu, nan, o);
-      }
-      if (lane == 0) {
-        shm[0] = mx;
-        shn[0] = nan;
-      }
-    }
-    __syncthreads();
-    mx = shm[0];
-    nan = shn[0];
-    __syncthreads();  // shm/shn are rewritten by the next token
+    tq_block_absmax(&mx, &nan, shm, shn);  // (shm/shn are free again for the next token)
     const float sc = nan ? nanf_() : 127.0f / mx;
     const bool zero = nan || mx == 0.0f;
     if (threadIdx.x == 0) s[t] = sc;
@@ -172,11 +192,7 @@ extern "C" __global__ void __launch_bounds__(QB) bn_tq_quantize(const void* x, i
         if (i0 < padded) *(uint2*)(qt + piece_pos(i0)) = tq_codes8(reg[r], sc, zero);
       }
     } else {
-      for (i64 i0 = (i64)threadIdx.x * QV; i0 < padded; i0 += step) {
-        float v[QV];
-        tq_load8(x, dt, base, i0, k, v);
-        *(uint2*)(qt + piece_pos(i0)) = tq_codes8(v, sc, zero);
-      }
+      tq_store_row(qt, x, dt, base, k, padded, (i64)threadIdx.x * QV, step, sc, zero);
     }
   }
 }
@@ -338,7 +354,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) bn_tq_gemv1(const void* x, 
   __shared__ float shm[8];
   __shared__ int shn[8];
   __shared__ float s_sh;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warp = threadIdx.x >> 5;
   const i64 r_begin = (i64)blockIdx.x * rows_per_block;
   if (r_begin >= n) return;  // the whole block leaves
   const i64 r_end = r_begin + rows_per_block < n ? r_begin + rows_per_block : n;
@@ -350,37 +366,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) bn_tq_gemv1(const void* x, 
   // The token's maximum, then its codes (bn_tq_quantize's steps, 256 threads).
   float mx = 0.0f;
   int nan = 0;
-  for (i64 i0 = (i64)threadIdx.x * QV; i0 < k; i0 += 256 * QV) {
-    float v[QV];
-    tq_load8(x, dt, 0, i0, k, v);
-#pragma unroll
-    for (int e = 0; e < QV; e++) {
-      if (v[e] != v[e]) nan = 1;
-      else mx = fmaxf(mx, fabsf(v[e]));
-    }
-  }
-  for (int o = 16; o > 0; o >>= 1) {
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    nan |= __shfl_xor_sync(0xffffffffu, nan, o);
-  }
-  if (lane == 0) {
-    shm[warp] = mx;
-    shn[warp] = nan;
-  }
-  __syncthreads();
-  mx = shm[0];
-  nan = shn[0];
-  for (int i = 1; i < 8; i++) {
-    mx = fmaxf(mx, shm[i]);
-    nan |= shn[i];
-  }
+  tq_scan(x, dt, 0, k, (i64)threadIdx.x * QV, 256 * QV, &mx, &nan);
+  tq_block_absmax(&mx, &nan, shm, shn);
   const float sc = nan ? nanf_() : 127.0f / mx;
   const bool zero = nan || mx == 0.0f;
-  for (i64 i0 = (i64)threadIdx.x * QV; i0 < nb * 256; i0 += 256 * QV) {
-    float v[QV];
-    tq_load8(x, dt, 0, i0, k, v);
-    *(uint2*)(qs + piece_pos(i0)) = tq_codes8(v, sc, zero);
-  }
+  tq_store_row(qs, x, dt, 0, k, nb * 256, (i64)threadIdx.x * QV, 256 * QV, sc, zero);
   if (threadIdx.x == 0) s_sh = sc;
   __syncthreads();
   for (i64 r0 = r_begin + (i64)warp * 2; r0 < r_end; r0 += 16) {
