@@ -251,6 +251,9 @@ describe("matmul", () => {
         [9, 33],
         [130, 257],
         [1000, 70],
+        // vector @ matrix with more outputs than one 16 KiB row block, k split between threads
+        // with a tail of fewer than four columns in each part
+        [37, 4500],
       ] as [number, number][]) {
         for (const layout of [0, 1, 2]) {
           for (const d of ["f32", "f16", "bf16", "i8"] as DType[]) {

@@ -542,7 +542,7 @@ export function ternaryMatmul(x: Tensor, w: TernaryTensor, opts: { fusedDot?: bo
   if (!x._dt.isFloat) throw new DTypeError(op, `x must be f32, f16 or bf16, got ${x.dtype} ${fmtShape(x.shape)}`);
   if (ws.length !== 2) throw new ShapeError(op, `w must be 2-D [out, in], got ${w.format} ${fmtShape(ws)}`);
   const [n, k] = ws as [number, number];
-  const xs = x.shape;
+  const xs = x._shape; // read only (the public getter copies: this path runs once a token)
   if (xs.length === 0 || xs[xs.length - 1] !== k) {
     throw new ShapeError(op, `x ${fmtShape(xs)} (${x.dtype}) @ wᵀ needs x's last axis to be ${k} (w ${w.format} ${fmtShape(ws)})`);
   }
@@ -551,24 +551,26 @@ export function ternaryMatmul(x: Tensor, w: TernaryTensor, opts: { fusedDot?: bo
   if (dev !== 0 && w.format === "tq1_0") throw new DeviceError(op, `tq1_0 weights run on the CPU only; convert them first, e.g. w.to("cpu").toFormat("tq2_0").to("${x.device}")`);
   const lead = xs.slice(0, -1);
   const m = rowCount(lead);
-  const out = Tensor._alloc([...lead, n], dtypeInfo("f32"), dev, op);
+  lead.push(n);
+  const out = Tensor._alloc(lead, dtypeInfo("f32"), dev, op);
   if (out.size === 0) return out;
   // Rows must be contiguous along K and evenly spaced: a 2-D view with unit inner stride as is.
-  const st = x.strides;
-  const direct = xs.length <= 2 && st[st.length - 1] === 1;
+  const st = x._strides;
+  const direct = xs.length <= 2 && (st === null || st[st.length - 1] === 1);
   const xc = direct ? x : x.contiguous();
   try {
-    const rowStride = direct && xs.length === 2 ? st[0]! : k;
+    const rowStride = direct && xs.length === 2 && st !== null ? st[0]! : k;
     const mode = w.granularity === "tensor" ? 0 : w.granularity === "channel" ? 1 : 2;
-    const what = `x ${fmtShape(xs)} ${x.dtype} @ ${w.format} ${fmtShape(ws)}ᵀ`;
     if (dev !== 0) {
       const scales = w.format === "i2" ? w.scale._addr(op) : null;
-      check(sym.bn_cuda_ternary_matmul(dev, out._addr(op), xc._addr(op), x._dt.code, packed._addr(op), scales, FORMAT_CODE[w.format], mode, m, n, k, rowStride, w.group ?? 0), op, what);
+      const status = sym.bn_cuda_ternary_matmul(dev, out._addr(op), xc._addr(op), x._dt.code, packed._addr(op), scales, FORMAT_CODE[w.format], mode, m, n, k, rowStride, w.group ?? 0);
+      if (status !== 0) check(status, op, `x ${fmtShape(xs)} ${x.dtype} @ ${w.format} ${fmtShape(ws)}ᵀ`);
       return out;
     }
     const scales = w.format === "i2" ? w.scale._ptr(op) : null;
     const flags = opts.fusedDot === false ? 1 : 0;
-    check(sym.bn_ternary_matmul(out._ptr(op), xc._ptr(op), x._dt.code, packed._ptr(op), scales, FORMAT_CODE[w.format], mode, m, n, k, rowStride, w.group ?? 0, flags), op, `x ${fmtShape(xs)} ${x.dtype} @ ${w.format} ${fmtShape(ws)}ᵀ`);
+    const status = sym.bn_ternary_matmul(out._ptr(op), xc._ptr(op), x._dt.code, packed._ptr(op), scales, FORMAT_CODE[w.format], mode, m, n, k, rowStride, w.group ?? 0, flags);
+    if (status !== 0) check(status, op, `x ${fmtShape(xs)} ${x.dtype} @ ${w.format} ${fmtShape(ws)}ᵀ`);
   } catch (e) {
     out.dispose();
     throw e;

@@ -151,28 +151,81 @@ fn Gemv(comptime vbits: u32, comptime da: DType, comptime dx: DType) type {
             }
         }
 
-        /// Columns contiguous (a_rs == 1): y[block] += x[k] * A[block, k], a block of rows at a time.
-        fn axpys(c: *const Ctx, begin: usize, end: usize) void {
-            const B = 64 * V;
-            var r0 = begin;
-            while (r0 < end) : (r0 += B) {
-                const h: usize = @min(B, end - r0);
-                var acc: [B]T align(64) = @splat(0);
-                for (0..c.k) |p| {
-                    const col = loadPtr(da, c.a, @as(isize, @intCast(p)) * c.a_ks + @as(isize, @intCast(r0)));
-                    const xv: Vec = @splat(c.x[p]);
-                    var r: usize = 0;
-                    while (r + V <= h) : (r += V) {
-                        const dst: *[V]T = acc[r..][0..V];
-                        dst.* = K.madd(loadVec(col, r), xv, dst.*);
-                    }
-                    while (r < h) : (r += 1) {
-                        const v = load(da, T, col, @intCast(r));
-                        acc[r] = if (is_float) acc[r] + v * c.x[p] else acc[r] +% v *% c.x[p];
-                    }
+        /// Columns contiguous (a_rs == 1), the axpy form: y += x[p] · A[:, p] over p. The k axis is
+        /// cut into one contiguous range a part (a thread): each part streams its columns of A in
+        /// memory order, four at a time, into its own partial y (row blocks of 16 KiB that stay in
+        /// L1), and the parts are summed in a fixed order afterwards (the same bits for any thread
+        /// timing). Threads over rows instead would read each column in short pieces, one page
+        /// apart (1.36x NumPy's time for v @ A at 4096²).
+        const Axpy = struct {
+            c: *const Ctx,
+            parts: usize,
+            part: [*]T, // parts × m partial sums
+        };
+        const RB = @max(V, 16 * 1024 / @sizeOf(T));
+
+        fn axpyPart(ax: *const Axpy, begin: usize, end: usize) void {
+            const c = ax.c;
+            for (begin..end) |part| {
+                const k0 = part * c.k / ax.parts;
+                const k1 = (part + 1) * c.k / ax.parts;
+                const acc = ax.part + part * c.m;
+                @memset(acc[0..c.m], 0);
+                var r0: usize = 0;
+                while (r0 < c.m) : (r0 += RB) {
+                    const h: usize = @min(RB, c.m - r0);
+                    var p = k0;
+                    while (p + 4 <= k1) : (p += 4) axpyCols(4, c, acc + r0, r0, h, p);
+                    while (p < k1) : (p += 1) axpyCols(1, c, acc + r0, r0, h, p);
                 }
-                for (0..h) |r| store(c, r0 + r, acc[r]);
             }
+        }
+
+        /// acc[0..h] += Σ_j x[p + j] · A[r0.., p + j] for G columns.
+        inline fn axpyCols(comptime G: usize, c: *const Ctx, acc: [*]T, r0: usize, h: usize, p: usize) void {
+            var cols: [G][*]const u8 = undefined;
+            var xv: [G]Vec = undefined;
+            inline for (0..G) |j| {
+                cols[j] = loadPtr(da, c.a, @as(isize, @intCast(p + j)) * c.a_ks + @as(isize, @intCast(r0)));
+                xv[j] = @splat(c.x[p + j]);
+            }
+            var r: usize = 0;
+            while (r + V <= h) : (r += V) {
+                const dst: *[V]T = acc[r..][0..V];
+                var v: Vec = dst.*;
+                inline for (0..G) |j| v = K.madd(loadVec(cols[j], r), xv[j], v);
+                dst.* = v;
+            }
+            while (r < h) : (r += 1) {
+                var v = acc[r];
+                inline for (0..G) |j| {
+                    const w = load(da, T, cols[j], @intCast(r));
+                    v = if (is_float) v + w * c.x[p + j] else v +% w *% c.x[p + j];
+                }
+                acc[r] = v;
+            }
+        }
+
+        fn axpySum(ax: *const Axpy, begin: usize, end: usize) void {
+            for (begin..end) |i| {
+                var s: T = ax.part[i];
+                for (1..ax.parts) |part| {
+                    const v = ax.part[part * ax.c.m + i];
+                    s = if (is_float) s + v else s +% v;
+                }
+                store(ax.c, i, s);
+            }
+        }
+
+        fn axpys(par: *const Parallel, c: *const Ctx) Error!void {
+            // One part a thread once each has at least 64 KiB of A to read.
+            const bytes = c.m * c.k * da.size();
+            const parts: usize = @max(1, @min(@as(usize, par.threads), @min(c.k, bytes / (64 * 1024))));
+            const buf = par.alloc(T, parts * c.m) orelse return error.OutOfMemory;
+            defer par.free(buf);
+            const ax: Axpy = .{ .c = c, .parts = parts, .part = buf.ptr };
+            par.run(parts, 1, &ax, axpyPart);
+            par.run(c.m, @max(4096, c.m / @max(1, @as(usize, par.threads))), &ax, axpySum);
         }
 
         /// Neither contiguous: one strided dot product per row.
@@ -198,7 +251,7 @@ fn Gemv(comptime vbits: u32, comptime da: DType, comptime dx: DType) type {
             if (a_ks == 1) {
                 par.run(m, grain, &c, dots);
             } else if (a_rs == 1) {
-                par.run(m, @max(grain, 64 * V), &c, axpys);
+                try axpys(par, &c);
             } else {
                 par.run(m, grain, &c, strided);
             }

@@ -469,17 +469,17 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
     const weight_bytes = nn * nb * @as(usize, if (c.f == .i2) 64 else 66);
     const l2: usize = @intCast(@max(cuda.info(i).?.l2_bytes, 0));
     if (mm == 1 and row_bytes <= 48 * 1024 and weight_bytes <= l2 / 2) {
-        // One token: one launch that quantizes in shared memory (ternary.cu bn_tq_gemv1), about
-        // two blocks an SM, each a contiguous range of rows (a multiple of 16: 8 warps × 2 rows)
-        // prefetched into L2 while it quantizes; so only while all the weights fit in half the L2
-        // (measured on the H100: 8192² went from 13.1 to 12.1 µs a call, while 32768 × 8192
-        // went from 34.5 to 38.9 µs through this path, the prefetches evicting each other).
+        // One token: one launch that quantizes in shared memory (ternary.cu bn_tq_gemv1) with its
+        // first weights already in flight, about two blocks an SM, each a contiguous range of rows
+        // (a multiple of 32: 8 warps × 4 rows); its later rows are prefetched into L2, so only while
+        // all the weights fit in half the L2 (on the H100, 32768 × 8192 through this path ran at
+        // 38.9 µs against 34.5 µs through the two kernels, the prefetches evicting each other).
         const gf = switch (cudaKernel(device, .tq_gemv1, op)) {
             .ok => |v| v,
             .err => |e| return e,
         };
-        const want = @max(1, @min(2 * cuda.smCount(i), (nn + 15) / 16));
-        const per = ((nn + want - 1) / want + 15) / 16 * 16;
+        const want = @max(1, @min(2 * cuda.smCount(i), (nn + 31) / 32));
+        const per = ((nn + want - 1) / want + 31) / 32 * 32;
         const blocks = (nn + per - 1) / per;
         const fmt1: c_int = if (c.f == .i2) 2 else 0;
         const mode1: c_int = if (c.f == .i2) int(scale_mode) else 3;

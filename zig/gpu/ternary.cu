@@ -218,30 +218,46 @@ __device__ __forceinline__ int tq_signed(u32 w, int p) {
   return (int)((((w >> (2 * p)) & 0x03030303u) + 0x7f7f7f7fu) ^ 0x80808080u);
 }
 
-// R rows r0 .. r0 + R - 1 of this warp (those past n are skipped), tokens t0 .. t0 + nt (nt <= T).
+// A warp's work on R rows r0 .. r0 + R - 1 (those past n are skipped) for tokens t0 .. t0 + nt
+// (nt <= T), in three steps so that a caller can put other work between a load and its use
+// (bn_tq_gemv1 quantizes while its first weights are in flight):
+//   load: the weights of U runs of 32 pieces from piece base0 (one 16-byte load a lane, row and
+//         run: U·R loads in flight at once; the kernel is bound by memory latency otherwise);
+//   use:  their dot products with the activations;
+//   finish: the rescaled sums to out.
 // ROW: one scale a row (mode 0 tensor / 1 channel); else mode 2 group scales ("i2") or mode 3 the
 // blocks' own f16 scales (TQ2_0). Every lane runs the same iterations (the shuffles need the whole
 // warp); pieces and rows past the end read as zero weights (code 1).
 template <int T, int R, int U, bool ROW, bool SMEM = false>
-__device__ void tq_rows(const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, const i8* q, const float* s, i64 t0, int nt, i64 r0, float* out) {
-  const int lane = threadIdx.x & 31;
-  const i64 rb = nb * (fmt == 2 ? 64 : 66);
-  const i64 kq = tq_row_bytes(nb);
-  const i64 pieces = nb * 4;
+struct TqWarp {
+  const u8* w;
+  const float* scales;
+  int fmt, mode;
+  i64 gb, n, nb, rb, kq, pieces, t0, r0;
+  int nt, lane;
+  const i8* q;
+  const float* s;
   // ROW: acc holds each row's whole integer sum; else the current block's, folded into facc.
   int acc[R][T];
   float facc[R][T];
+  u32 wd[U][R][4];
+
+  __device__ __forceinline__ TqWarp(const u8* w_, const float* scales_, int fmt_, int mode_, i64 gb_, i64 n_, i64 nb_, const i8* q_, const float* s_, i64 t0_, int nt_, i64 r0_)
+      : w(w_), scales(scales_), fmt(fmt_), mode(mode_), gb(gb_), n(n_), nb(nb_), t0(t0_), r0(r0_), nt(nt_), q(q_), s(s_) {
+    lane = threadIdx.x & 31;
+    rb = nb * (fmt == 2 ? 64 : 66);
+    kq = tq_row_bytes(nb);
+    pieces = nb * 4;
 #pragma unroll
-  for (int rr = 0; rr < R; rr++)
+    for (int rr = 0; rr < R; rr++)
 #pragma unroll
-    for (int j = 0; j < T; j++) {
-      acc[rr][j] = 0;
-      facc[rr][j] = 0.0f;
-    }
-  for (i64 base0 = 0; base0 < pieces; base0 += 32 * U) {
-    // The weights of U runs of 32 pieces are loaded first, so that U·R 16-byte loads a lane are
-    // in flight at once (the kernel is bound by memory latency otherwise).
-    u32 wd[U][R][4];
+      for (int j = 0; j < T; j++) {
+        acc[rr][j] = 0;
+        facc[rr][j] = 0.0f;
+      }
+  }
+
+  __device__ __forceinline__ void load(i64 base0) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const i64 piece = base0 + u * 32 + lane;
@@ -251,6 +267,9 @@ __device__ void tq_rows(const u8* w, const float* scales, int fmt, int mode, i64
         else wd[u][rr][0] = wd[u][rr][1] = wd[u][rr][2] = wd[u][rr][3] = 0x55555555u;
       }
     }
+  }
+
+  __device__ __forceinline__ void use(i64 base0) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const i64 base = base0 + u * 32;
@@ -302,18 +321,36 @@ __device__ void tq_rows(const u8* w, const float* scales, int fmt, int mode, i64
       }
     }
   }
-#pragma unroll
-  for (int rr = 0; rr < R; rr++) {
-    const i64 r = r0 + rr;
-    const float rs = !ROW || r >= n ? 0.0f : mode == 0 ? scales[0] : scales[r];
-#pragma unroll
-    for (int j = 0; j < T; j++) {
-      float v;
-      if (ROW) v = __fmul_rn((float)warp_sum_i(acc[rr][j]), rs);
-      else v = warp_sum_f(facc[rr][j]);
-      if (lane == 0 && j < nt && r < n) out[(t0 + j) * n + r] = __fdiv_rn(v, s[t0 + j]);
+
+  // Loads and uses the runs from piece `from` to the row's end.
+  __device__ __forceinline__ void stream(i64 from) {
+    for (i64 base0 = from; base0 < pieces; base0 += 32 * U) {
+      load(base0);
+      use(base0);
     }
   }
+
+  __device__ __forceinline__ void finish(float* out) {
+#pragma unroll
+    for (int rr = 0; rr < R; rr++) {
+      const i64 r = r0 + rr;
+      const float rs = !ROW || r >= n ? 0.0f : mode == 0 ? scales[0] : scales[r];
+#pragma unroll
+      for (int j = 0; j < T; j++) {
+        float v;
+        if (ROW) v = __fmul_rn((float)warp_sum_i(acc[rr][j]), rs);
+        else v = warp_sum_f(facc[rr][j]);
+        if (lane == 0 && j < nt && r < n) out[(t0 + j) * n + r] = __fdiv_rn(v, s[t0 + j]);
+      }
+    }
+  }
+};
+
+template <int T, int R, int U, bool ROW, bool SMEM = false>
+__device__ void tq_rows(const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, const i8* q, const float* s, i64 t0, int nt, i64 r0, float* out) {
+  TqWarp<T, R, U, ROW, SMEM> tw(w, scales, fmt, mode, gb, n, nb, q, s, t0, nt, r0);
+  tw.stream(0);
+  tw.finish(out);
 }
 
 template <int T, int R, int U>
@@ -345,10 +382,13 @@ extern "C" __global__ void __launch_bounds__(32 * TQ_WARPS, 4) bn_tq_matmul8(con
 
 // One token, one launch (decoding): each block quantizes x into shared memory itself (the same
 // arithmetic as bn_tq_quantize, so every block gets the same codes and scale) and then takes a
-// contiguous range of rows. Before quantizing, the block asks for its rows' weights to be fetched
-// into L2, so the weight stream runs while it quantizes. Rows come in pairs (rows_per_block is a
-// multiple of 2·warps). Dynamic shared memory: tq_row_bytes(nb) bytes of codes.
-extern "C" __global__ void __launch_bounds__(256, 2) bn_tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, i64 rows_per_block, float* out) {
+// contiguous range of rows, GEMV1_R a warp at a time. Each warp issues the loads of its first
+// rows' first runs of weights before the block quantizes, so the weight stream runs under the
+// quantization; the block's later rows are asked into L2 at the same time. rows_per_block is a
+// multiple of 8·GEMV1_R. Dynamic shared memory: tq_row_bytes(nb) bytes of codes.
+#define GEMV1_R 4
+template <bool ROW>
+__device__ __forceinline__ void tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, i64 rows_per_block, float* out) {
   extern __shared__ int4 tq_dyn[];
   i8* qs = (i8*)tq_dyn;
   __shared__ float shm[8];
@@ -356,13 +396,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) bn_tq_gemv1(const void* x, 
   __shared__ float s_sh;
   const int warp = threadIdx.x >> 5;
   const i64 r_begin = (i64)blockIdx.x * rows_per_block;
-  if (r_begin >= n) return;  // the whole block leaves
   const i64 r_end = r_begin + rows_per_block < n ? r_begin + rows_per_block : n;
   const i64 rb = nb * (fmt == 2 ? 64 : 66);
-  const u8* wb = w + r_begin * rb;
-  // The block's rows (the host takes this path only while all blocks' rows fit in L2).
-  const i64 bytes = (r_end - r_begin) * rb;
-  for (i64 o = (i64)threadIdx.x * 128; o < bytes; o += 256 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(wb + o));
+  // Rows past the first 8·GEMV1_R (the host sends more only when there are several a block).
+  const u8* later = w + (r_begin + 8 * GEMV1_R) * rb;
+  const i64 bytes = (r_end - r_begin - 8 * GEMV1_R) * rb;
+  for (i64 o = (i64)threadIdx.x * 128; o < bytes; o += 256 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(later + o));
+  TqWarp<1, GEMV1_R, 4, ROW, true> first(w, scales, fmt, mode, gb, n, nb, qs, &s_sh, 0, 1, r_begin + (i64)warp * GEMV1_R);
+  first.load(0);
   // The token's maximum, then its codes (bn_tq_quantize's steps, 256 threads).
   float mx = 0.0f;
   int nan = 0;
@@ -373,8 +414,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) bn_tq_gemv1(const void* x, 
   tq_store_row(qs, x, dt, 0, k, nb * 256, (i64)threadIdx.x * QV, 256 * QV, sc, zero);
   if (threadIdx.x == 0) s_sh = sc;
   __syncthreads();
-  for (i64 r0 = r_begin + (i64)warp * 2; r0 < r_end; r0 += 16) {
-    if (mode < 2) tq_rows<1, 2, 4, true, true>(w, scales, fmt, mode, gb, n, nb, qs, &s_sh, 0, 1, r0, out);
-    else tq_rows<1, 2, 4, false, true>(w, scales, fmt, mode, gb, n, nb, qs, &s_sh, 0, 1, r0, out);
-  }
+  first.use(0);
+  first.stream(32 * 4);
+  first.finish(out);
+  for (i64 r0 = r_begin + (i64)(8 + warp) * GEMV1_R; r0 < r_end; r0 += 8 * GEMV1_R) tq_rows<1, GEMV1_R, 4, ROW, true>(w, scales, fmt, mode, gb, n, nb, qs, &s_sh, 0, 1, r0, out);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 2) bn_tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, i64 rows_per_block, float* out) {
+  if ((i64)blockIdx.x * rows_per_block >= n) return;  // the whole block leaves
+  if (mode < 2) tq_gemv1<true>(x, dt, w, scales, fmt, mode, gb, n, nb, k, rows_per_block, out);
+  else tq_gemv1<false>(x, dt, w, scales, fmt, mode, gb, n, nb, k, rows_per_block, out);
 }
