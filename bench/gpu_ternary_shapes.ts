@@ -2,8 +2,12 @@
 // absmean-quantized ("i2", one scale), per call = 200 back-to-back calls and one synchronisation;
 // "host enqueue" times the same 200 calls before synchronising (the CPU side of a call: argument
 // checks, the output's allocation, two kernel launches). An elementwise add of 1024 floats shows
-// the floor of a one-launch op. Run on a machine with a CUDA device: `bun bench/gpu_ternary_shapes.ts`.
+// the floor of a one-launch op. Each shape runs through every kernel path of the device (the
+// library's choice, the dp4a kernels of devices before sm_80, the tensor-core kernels without and
+// with the one-launch GEMV for a single token; zig/gpu/door.zig tq_path) in the same run.
+// Run on a machine with a CUDA device: `bun bench/gpu_ternary_shapes.ts`.
 import * as bn from "../src/index.ts";
+import { check, sym } from "../src/native.ts";
 import { perCallNs } from "./util.ts";
 
 if (!bn.devices().includes("cuda")) {
@@ -13,6 +17,12 @@ if (!bn.devices().includes("cuda")) {
 const sync = () => bn.synchronize("cuda");
 /** µs a call: 200 calls back to back, one synchronisation (median of 15). */
 const perCall = (f: () => void, hostOnly = false) => perCallNs(f, sync, { calls: 200, reps: 15, hostOnly }) / 1e3;
+const PATHS = [
+  [0, "auto"],
+  [1, "dp4a"],
+  [2, "tensor cores"],
+  [3, "one-launch GEMV"],
+] as const;
 for (const [n, k] of [[8192, 8192], [32768, 8192], [8192, 32768]] as [number, number][]) {
   const wf = bn.randn([n, k], { seed: 4 });
   const q = bn.quant.ternary(wf);
@@ -21,9 +31,14 @@ for (const [n, k] of [[8192, 8192], [32768, 8192], [8192, 32768]] as [number, nu
   wf.dispose();
   for (const b of [1, 4, 16, 64]) {
     const x = bn.randn([b, k], { seed: 5, device: "cuda" });
-    const full = perCall(() => bn.quant.ternaryMatmul(x, w).dispose());
-    const host = perCall(() => bn.quant.ternaryMatmul(x, w).dispose(), true);
-    console.log(`ternary ${n}x${k} batch ${b}: ${full.toFixed(1)} µs/call (host enqueue ${host.toFixed(1)} µs), ${(w.bytes / full / 1e3).toFixed(0)} GB/s`);
+    for (const [path, name] of PATHS) {
+      if (b > 1 && path === 3) continue; // (the one-launch GEMV is for one token)
+      check(sym.bn_cuda_debug_tq_path(path), "bench");
+      const full = perCall(() => bn.quant.ternaryMatmul(x, w).dispose());
+      const host = perCall(() => bn.quant.ternaryMatmul(x, w).dispose(), true);
+      console.log(`ternary ${n}x${k} batch ${b} [${name}]: ${full.toFixed(1)} µs/call (host enqueue ${host.toFixed(1)} µs), ${(w.bytes / full / 1e3).toFixed(0)} GB/s`);
+    }
+    check(sym.bn_cuda_debug_tq_path(0), "bench");
     x.dispose();
   }
   w.dispose();

@@ -83,6 +83,7 @@ export const symbols = {
   bn_cuda_synchronize: { args: ["u32"], returns: "i32" },
   bn_cuda_matmul: { args: ["u32", "ptr", "u32", "ptr", "ptr", "u32", "u32"], returns: "i32" },
   bn_cuda_ternary_matmul: { args: ["u32", "ptr", "ptr", "u32", "ptr", "ptr", "u32", "u32", "f64", "f64", "f64", "f64", "f64"], returns: "i32" },
+  bn_cuda_debug_tq_path: { args: ["u32"], returns: "i32" },
   bn_cuda_compile_check: { args: ["u32"], returns: "i32" },
   bn_copy: { args: ["ptr", "u32", "ptr", "u32", "u32"], returns: "i32" },
   bn_fill: { args: ["ptr", "u32", "f64", "f64"], returns: "i32" },

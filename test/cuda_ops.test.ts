@@ -6,7 +6,7 @@
 // one in .cache/nvrtc for the test run), with or without a GPU.
 import { describe, expect, test } from "bun:test";
 import * as bn from "../src/index.ts";
-import { MB, lastMessage, mb, sym } from "../src/native.ts";
+import { MB, check, lastMessage, mb, sym } from "../src/native.ts";
 import { tempDirs } from "./helpers.ts";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -159,16 +159,37 @@ describe("CUDA products", () => {
     expect(() => bn.matmul(c, g)).toThrow(/operands are on cpu and cuda/);
   });
 
-  test.if(present)("ternaryMatmul on the GPU equals the CPU's (formats, scales, dtypes, token counts)", () => {
-    const configs: { fmt: bn.TernaryFormat; g?: bn.TernaryGranularity; k: number; exact: boolean }[] = [
-      { fmt: "i2", g: "tensor", k: 768, exact: true },
-      { fmt: "i2", g: "channel", k: 1000, exact: true }, // rows padded to whole blocks
-      { fmt: "i2", g: { group: 512 }, k: 1024, exact: false },
-      { fmt: "tq2_0", k: 768, exact: false },
+  // Every kernel path on this device: automatic; the dp4a kernels (devices before sm_80); the
+  // tensor-core kernels without, and with, the one-launch GEMV for single tokens.
+  const TQ_PATHS = [
+    [0, "automatic"],
+    [1, "dp4a kernels"],
+    [2, "tensor cores, two kernels"],
+    [3, "tensor cores, one-launch GEMV"],
+  ] as const;
+  for (const [path, name] of TQ_PATHS) {
+    test.if(present)(`ternaryMatmul on the GPU equals the CPU's (formats, scales, dtypes, token counts): ${name}`, () => {
+      check(sym.bn_cuda_debug_tq_path(path), "test");
+      try {
+        ternaryCases();
+      } finally {
+        check(sym.bn_cuda_debug_tq_path(0), "test");
+      }
+    });
+  }
+
+  function ternaryCases() {
+    const configs: { fmt: bn.TernaryFormat; g?: bn.TernaryGranularity; k: number; n: number; exact: boolean }[] = [
+      { fmt: "i2", g: "tensor", k: 768, n: 70, exact: true },
+      { fmt: "i2", g: "channel", k: 1000, n: 70, exact: true }, // rows padded to whole blocks
+      { fmt: "i2", g: { group: 512 }, k: 1024, n: 70, exact: false },
+      { fmt: "tq2_0", k: 768, n: 70, exact: false },
+      // more rows than the SMs have tile slots (several tiles a block), k past 8192
+      { fmt: "i2", g: "channel", k: 9000, n: 2100, exact: true },
     ];
     let seed = 40;
     for (const c of configs) {
-      using w = bn.randn([70, c.k], { seed: seed++ });
+      using w = bn.randn([c.n, c.k], { seed: seed++ });
       using q = bn.quant.ternary(w, { format: c.fmt, ...(c.g ? { granularity: c.g } : {}) });
       using gq = q.to("cuda");
       expect(gq.device).toBe("cuda");
@@ -200,7 +221,7 @@ describe("CUDA products", () => {
         }
       }
     }
-  });
+  }
 
   test.if(present)("ternaryMatmul: a wide layer, strided x, and the refusals", () => {
     using w = bn.randn([1024, 4096], { seed: 7 });

@@ -242,6 +242,14 @@ export fn bn_cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyop
     return gpu_door.cuda_ternary_matmul(device, out, x, x_dtype, w, scales, format, scale_mode, m, n, k, x_stride, group);
 }
 
+/// Which ternary matmul kernels later CUDA calls use, for tests and benchmarks that run every
+/// path on one device: 0 automatic (tensor cores from sm_80, the one-launch GEMV for a token whose
+/// weights fit in half the L2), 1 the dp4a kernels, 2 tensor cores without the one-launch GEMV,
+/// 3 the one-launch GEMV for every single token it fits. Process-wide.
+export fn bn_cuda_debug_tq_path(path: u32) i32 {
+    return gpu_door.cuda_debug_tq_path(path);
+}
+
 /// Compiles the embedded CUDA kernels for sm_<cc> with NVRTC, no device needed (a build check
 /// of the sources): out[0] = CUBIN bytes; `unsupported` with the compiler's log on failure.
 export fn bn_cuda_compile_check(cc: u32) i32 {

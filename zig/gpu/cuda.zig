@@ -343,8 +343,8 @@ pub const Layout = extern struct {
     st: [4][8]i64,
 };
 
-pub const Kernel = enum(u32) { convert, binary, unary, where, reduce, softmax, norm, tq_quantize, tq_matmul1, tq_matmul4, tq_matmul8, tq_gemv1 };
-const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce", "bn_softmax", "bn_norm", "bn_tq_quantize", "bn_tq_matmul1", "bn_tq_matmul4", "bn_tq_matmul8", "bn_tq_gemv1" };
+pub const Kernel = enum(u32) { convert, binary, unary, where, reduce, softmax, norm, tq_quantize, tq_matmul1, tq_matmul4, tq_matmul8, tq_gemv1, tq_mma };
+const kernel_names = [_][*:0]const u8{ "bn_convert", "bn_binary", "bn_unary", "bn_where", "bn_reduce", "bn_softmax", "bn_norm", "bn_tq_quantize", "bn_tq_matmul1", "bn_tq_matmul4", "bn_tq_matmul8", "bn_tq_gemv1", "bn_tq_mma" };
 /// One NVRTC program: the elementwise and reduction kernels, then the row kernels and the ternary
 /// matmul (nn.cu and ternary.cu use elementwise.cu's helpers).
 const source: [*:0]const u8 = @ptrCast(@embedFile("elementwise.cu") ++ @embedFile("nn.cu") ++ @embedFile("ternary.cu") ++ "\x00");

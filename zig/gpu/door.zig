@@ -467,26 +467,52 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
     const nb = (kk + 255) / 256;
     const row_bytes = (nb + 7) / 8 * 2048; // ternary.cu tq_row_bytes
     const weight_bytes = nn * nb * @as(usize, if (c.f == .i2) 64 else 66);
-    const l2: usize = @intCast(@max(cuda.info(i).?.l2_bytes, 0));
-    if (mm == 1 and row_bytes <= 48 * 1024 and weight_bytes <= l2 / 2) {
-        // One token: one launch that quantizes in shared memory (ternary.cu bn_tq_gemv1) with its
-        // first weights already in flight, about two blocks an SM, each a contiguous range of rows
-        // (a multiple of 32: 8 warps × 4 rows); its later rows are prefetched into L2, so only while
-        // all the weights fit in half the L2 (on the H100, 32768 × 8192 through this path ran at
-        // 38.9 µs against 34.5 µs through the two kernels, the prefetches evicting each other).
+    const dev_info = cuda.info(i).?;
+    const l2: usize = @intCast(@max(dev_info.l2_bytes, 0));
+    const xp = x orelse return fail(.invalid_argument, "{s}: null activations", .{op});
+    const wp = w orelse return fail(.invalid_argument, "{s}: null weights", .{op});
+    const fmt: c_int = if (f == .i2) 2 else 0;
+    const mode: c_int = if (f == .i2) int(scale_mode) else 3;
+    const gb: i64 = if (f == .i2 and scale_mode == 2) long(g / 256) else 1;
+    // Tensor cores (ternary.cu bn_tq_gemv1 / bn_tq_mma) from sm_80 on; the dp4a kernels before.
+    const tensor = dev_info.cc_major >= 8 and tq_path != 1;
+    if (tensor and mm == 1 and row_bytes <= 30 * 1024 and (tq_path == 3 or (tq_path == 0 and weight_bytes <= l2 / 2))) {
+        // One token, one launch: every block quantizes x into shared memory while its first weights
+        // are in flight. Tiles of 16 rows, a power of two of them a block (its 16 warps split each
+        // tile's k range between them), enough blocks for every SM. Used while the weights fit in
+        // half the L2 (the two-kernel path below streams larger ones as fast: measured on the H100,
+        // bench/gpu_ternary_shapes.ts).
         const gf = switch (cudaKernel(device, .tq_gemv1, op)) {
             .ok => |v| v,
             .err => |e| return e,
         };
-        const want = @max(1, @min(2 * cuda.smCount(i), (nn + 31) / 32));
-        const per = ((nn + want - 1) / want + 31) / 32 * 32;
-        const blocks = (nn + per - 1) / per;
-        const fmt1: c_int = if (c.f == .i2) 2 else 0;
-        const mode1: c_int = if (c.f == .i2) int(scale_mode) else 3;
-        const gb1: i64 = if (c.f == .i2 and scale_mode == 2) long(g / 256) else 1;
-        const xp1 = x orelse return fail(.invalid_argument, "{s}: null activations", .{op});
-        const wp1 = w orelse return fail(.invalid_argument, "{s}: null weights", .{op});
-        return launchWith(op, i, gf.f, .{ .grid = .{ .x = blocks, .y = 1, .threads = 256, .shared = @intCast(row_bytes) } }, .{ xp1, int(x_dtype), wp1, scales, fmt1, mode1, gb1, long(nn), long(nb), long(kk), long(per), o });
+        const tiles = (nn + 15) / 16;
+        var per: usize = 1;
+        while (per < 16 and tiles > per * cuda.smCount(i)) per *= 2;
+        const grid: Grid = .{ .grid = .{ .x = (tiles + per - 1) / per, .y = 1, .threads = 512, .shared = @intCast(row_bytes) } };
+        return launchWith(op, i, gf.f, grid, .{ xp, int(x_dtype), wp, scales, fmt, mode, gb, long(nn), long(nb), long(kk), int(per), o });
+    }
+    // Workspace from the device's pool: q [m, row] i8 (piece order; rows padded to whole runs of
+    // 8 blocks, ternary.cu tq_row_bytes), s [m] f32, and for the tensor cores each token's Σq
+    // [m] i32. Returned at once: later work on the same (default) stream runs after these kernels.
+    const q_bytes = mm * row_bytes;
+    const ws_bytes = q_bytes + mm * @as(usize, if (tensor) 8 else 4);
+    const pool = devices.gpuPool(device).?;
+    const ws = pool.alloc(ws_bytes) catch return fail(.out_of_memory, "{s}: {d} bytes of workspace for {d} tokens were refused on cuda:{d}", .{ op, ws_bytes, mm, i });
+    defer pool.free(ws) catch {};
+    const qp: u64 = @intFromPtr(ws);
+    const sp: u64 = qp + q_bytes;
+    const sums: u64 = if (tensor) sp + mm * 4 else 0;
+    const st = launchWith(op, i, qf.f, .{ .grid = .{ .x = @min(mm, 65535), .y = 1, .threads = 1024 } }, .{ xp, int(x_dtype), long(xs), long(mm), long(kk), long(nb), qp, sp, sums });
+    if (st != ok()) return st;
+    if (tensor) {
+        // 16-row tiles, 4 warps a block; y over chunks of 8 tokens.
+        const mf = switch (cudaKernel(device, .tq_mma, op)) {
+            .ok => |v| v,
+            .err => |e| return e,
+        };
+        const grid: Grid = .{ .grid = .{ .x = ((nn + 15) / 16 + 3) / 4, .y = (mm + 7) / 8, .threads = 128 } };
+        return launchWith(op, i, mf.f, grid, .{ wp, scales, fmt, mode, gb, long(nn), long(nb), qp, sp, sums, long(mm), o });
     }
     // Tokens a pass and rows a warp: ternary.cu's bn_tq_matmul1/4/8.
     const tpb: usize = if (mm == 1) 1 else if (mm <= 4) 4 else 8;
@@ -495,24 +521,19 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
         .ok => |v| v,
         .err => |e| return e,
     };
-    // Workspace from the device's pool: q [m, row] i8 (piece order; rows padded to whole runs of
-    // 8 blocks, ternary.cu tq_row_bytes), s [m] f32. Returned at once: later work on the same
-    // (default) stream runs after these kernels.
-    const q_bytes = mm * row_bytes;
-    const pool = devices.gpuPool(device).?;
-    const ws = pool.alloc(q_bytes + mm * 4) catch return fail(.out_of_memory, "{s}: {d} bytes of workspace for {d} tokens were refused on cuda:{d}", .{ op, q_bytes + mm * 4, mm, i });
-    defer pool.free(ws) catch {};
-    const xp = x orelse return fail(.invalid_argument, "{s}: null activations", .{op});
-    const wp = w orelse return fail(.invalid_argument, "{s}: null weights", .{op});
-    const qp: u64 = @intFromPtr(ws);
-    const sp: u64 = qp + q_bytes;
-    const st = launchWith(op, i, qf.f, .{ .grid = .{ .x = @min(mm, 65535), .y = 1, .threads = 1024 } }, .{ xp, int(x_dtype), long(xs), long(mm), long(kk), long(nb), qp, sp });
-    if (st != ok()) return st;
-    const fmt: c_int = if (f == .i2) 2 else 0;
-    const mode: c_int = if (f == .i2) int(scale_mode) else 3;
-    const gb: i64 = if (f == .i2 and scale_mode == 2) long(g / 256) else 1;
     const grid: Grid = .{ .grid = .{ .x = (nn + rows_per_block - 1) / rows_per_block, .y = (mm + tpb - 1) / tpb, .threads = 128 } };
     return launchWith(op, i, mf.f, grid, .{ wp, scales, fmt, mode, gb, long(nn), long(nb), qp, sp, long(mm), o });
+}
+
+/// Which ternary kernels later calls use (tests and benchmarks run each path on one device):
+/// 0 the choice above; 1 the dp4a kernels (those of devices before sm_80); 2 the tensor-core
+/// kernels without the one-launch GEMV; 3 the one-launch GEMV for every single token it fits.
+pub var tq_path: u32 = 0;
+
+pub fn cuda_debug_tq_path(path: u32) i32 {
+    if (path > 3) return fail(.invalid_argument, "ternary kernel path {d} (0 to 3)", .{path});
+    tq_path = path;
+    return ok();
 }
 
 pub fn cuda_compile_check(cc: u32) i32 {

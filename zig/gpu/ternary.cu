@@ -75,125 +75,131 @@ __device__ __forceinline__ void tq_load8(const void* x, int dt, i64 base, i64 i0
   for (int e = 0; e < QV; e++) v[e] = i0 + e < k ? loadf(x, dt, at + e) : 0.0f;
 }
 
-// rint(clamp(x·s, ±127)) of 8 values packed as 8 bytes (0 when `zero`; a NaN product gives 0).
+// rint(clamp(x·s, ±127)) of 8 values packed as 8 bytes (0 when `zero`). The conversion rounds to
+// nearest even and turns a NaN product (Inf · 0) into 0; the clamp is then on integers.
 __device__ __forceinline__ uint2 tq_codes8(const float* v, float sc, bool zero) {
   u32 w[2] = {0u, 0u};
   if (!zero) {
 #pragma unroll
     for (int e = 0; e < QV; e++) {
-      float f = __fmul_rn(v[e], sc);
-      if (f != f) f = 0.0f;  // Inf · 0
-      f = fminf(fmaxf(f, -127.0f), 127.0f);
-      w[e >> 2] |= ((u32)(int)rintf(f) & 0xffu) << (8 * (e & 3));
+      const int c = min(max(__float2int_rn(__fmul_rn(v[e], sc)), -127), 127);
+      w[e >> 2] |= ((u32)c & 0xffu) << (8 * (e & 3));
     }
   }
   return make_uint2(w[0], w[1]);
 }
 
-// Folds 8 values into a running max|x| and NaN flag.
-__device__ __forceinline__ void tq_absmax8(const float* v, float* mx, int* nan) {
+// Folds 8 values into a running maximum of |x|'s bit patterns: as unsigned integers these order
+// like the magnitudes, and only a NaN lies above 0x7f800000 (Inf).
+__device__ __forceinline__ void tq_absbits8(const float* v, u32* mb) {
 #pragma unroll
-  for (int e = 0; e < QV; e++) {
-    if (v[e] != v[e]) *nan = 1;
-    else *mx = fmaxf(*mx, fabsf(v[e]));
-  }
+  for (int e = 0; e < QV; e++) *mb = max(*mb, __float_as_uint(v[e]) & 0x7fffffffu);
 }
 
-// The block's max|x| and NaN flag (any block of up to 32 warps): warp shuffles, one value a warp
-// in shared memory, warp 0 combines them. Every thread returns with the block's values; the
-// shared arrays may be reused after the call.
-__device__ void tq_block_absmax(float* mx, int* nan, float* shm, int* shn) {
+// The block's maximum of v (any block of up to 32 warps; sh holds a value a warp). Every thread
+// returns with it; sh may be reused after the call.
+__device__ u32 tq_block_max(u32 v, u32* sh) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  for (int o = 16; o > 0; o >>= 1) {
-    *mx = fmaxf(*mx, __shfl_xor_sync(0xffffffffu, *mx, o));
-    *nan |= __shfl_xor_sync(0xffffffffu, *nan, o);
-  }
-  if (lane == 0) {
-    shm[warp] = *mx;
-    shn[warp] = *nan;
-  }
+  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (lane == 0) sh[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    float m = lane < nw ? shm[lane] : 0.0f;
-    int n = lane < nw ? shn[lane] : 0;
-    for (int o = 16; o > 0; o >>= 1) {
-      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-      n |= __shfl_xor_sync(0xffffffffu, n, o);
-    }
-    if (lane == 0) {
-      shm[0] = m;
-      shn[0] = n;
-    }
+    u32 m = lane < nw ? sh[lane] : 0u;
+    for (int o = 16; o > 0; o >>= 1) m = max(m, __shfl_xor_sync(0xffffffffu, m, o));
+    if (lane == 0) sh[0] = m;
   }
   __syncthreads();
-  *mx = shm[0];
-  *nan = shn[0];
+  v = sh[0];
   __syncthreads();
-}
-
-// Reads a token row (elements i0 = first, first + step, ... below k, 8 at a time) for its max|x|.
-__device__ __forceinline__ void tq_scan(const void* x, int dt, i64 base, i64 k, i64 first, i64 step, float* mx, int* nan) {
-  for (i64 i0 = first; i0 < k; i0 += step) {
-    float v[QV];
-    tq_load8(x, dt, base, i0, k, v);
-    tq_absmax8(v, mx, nan);
-  }
+  return v;
 }
 
 // Stores the codes of a token row (padded to `padded` elements) in piece order, 8 at a time.
-__device__ __forceinline__ void tq_store_row(i8* qt, const void* x, int dt, i64 base, i64 k, i64 padded, i64 first, i64 step, float sc, bool zero) {
+// Stores the 8 codes of elements i0 .. i0 + 7 (i0 a multiple of 8) in piece order; returns their sum.
+__device__ __forceinline__ int tq_put8(i8* qt, i64 i0, uint2 c) {
+  *(uint2*)(qt + piece_pos(i0)) = c;
+  return __dp4a((int)c.y, 0x01010101, __dp4a((int)c.x, 0x01010101, 0));
+}
+
+// Stores the codes of a token row (padded to `padded` elements) in piece order, 8 at a time;
+// returns the sum of the codes this thread stored.
+__device__ __forceinline__ int tq_store_row(i8* qt, const void* x, int dt, i64 base, i64 k, i64 padded, i64 first, i64 step, float sc, bool zero) {
+  int sum = 0;
   for (i64 i0 = first; i0 < padded; i0 += step) {
     float v[QV];
     tq_load8(x, dt, base, i0, k, v);
-    *(uint2*)(qt + piece_pos(i0)) = tq_codes8(v, sc, zero);
+    sum += tq_put8(qt, i0, tq_codes8(v, sc, zero));
   }
+  return sum;
 }
 
-#define QR 2  // 8-element groups a thread keeps in registers: rows up to QB·QV·QR = 16384 are read once
-
-// q is [m, tq_row_bytes(nb)] in piece order, s [m]. One block a token: each thread takes runs of 8
-// consecutive elements (16-byte loads, one 8-byte store: 8 consecutive elements stay adjacent in
-// piece order), the row's maximum is a block reduction, then the codes are stored.
-extern "C" __global__ void __launch_bounds__(QB) bn_tq_quantize(const void* x, int dt, i64 x_stride, i64 m, i64 k, i64 nb, i8* q, float* s) {
-  __shared__ float shm[QB / 32];
-  __shared__ int shn[QB / 32];
-  const i64 padded = nb * 256;               // elements with codes (a multiple of 256)
-  const i64 step = (i64)QB * QV;              // elements of one pass of the block
-  const bool resident = padded <= step * QR;  // then the values stay in registers
-  for (i64 t = blockIdx.x; t < m; t += gridDim.x) {
-    const i64 base = t * x_stride;
-    float mx = 0.0f;
-    int nan = 0;
-    float reg[QR][QV];
+// Quantizes the token row x[base ..] (k values, zero-padded to nb·256) into qt in piece order with
+// a block of NT threads and returns its scale 127 / max|x| (NaN when the row has a NaN) to every
+// thread. Each thread takes runs of 8 consecutive elements (16-byte loads, one 8-byte store: 8
+// consecutive elements stay adjacent in piece order); rows up to NT·8·QR elements stay in
+// registers between the maximum and the codes, longer ones are read twice.
+// With total (shared memory), also the sum of all codes, read after a barrier: the tensor-core
+// kernels take Σ(c - 1)·a as Σ c·a - Σ a.
+template <int NT, int QR>
+__device__ __forceinline__ float tq_quantize_row(const void* x, int dt, i64 base, i64 k, i64 nb, i8* qt, int* total, u32* sh) {
+  const i64 padded = nb * 256;          // elements with codes (a multiple of 256)
+  const i64 step = (i64)NT * QV;         // elements of one pass of the block
+  const bool resident = padded <= step * QR;
+  const i64 first = (i64)threadIdx.x * QV;
+  if (total && threadIdx.x == 0) *total = 0;  // before tq_block_max's barriers
+  u32 mb = 0u;
+  float reg[QR][QV];
+#pragma unroll
+  for (int r = 0; r < QR; r++) {
+    const i64 i0 = r * step + first;
+    if (resident && i0 < padded) tq_load8(x, dt, base, i0, k, reg[r]);  // zeros past k
+    else {
+#pragma unroll
+      for (int e = 0; e < QV; e++) reg[r][e] = 0.0f;
+    }
+    tq_absbits8(reg[r], &mb);
+  }
+  if (!resident) {
+    for (i64 i0 = first; i0 < k; i0 += step) {
+      float v[QV];
+      tq_load8(x, dt, base, i0, k, v);
+      tq_absbits8(v, &mb);
+    }
+  }
+  mb = tq_block_max(mb, sh);
+  const bool nan = mb > 0x7f800000u;
+  const float sc = nan ? nanf_() : 127.0f / __uint_as_float(mb);
+  const bool zero = nan || mb == 0u;
+  int sum = 0;
+  if (resident) {
 #pragma unroll
     for (int r = 0; r < QR; r++) {
-      const i64 i0 = r * step + (i64)threadIdx.x * QV;
-      if (resident && i0 < padded) tq_load8(x, dt, base, i0, k, reg[r]);
-      else {
-#pragma unroll
-        for (int e = 0; e < QV; e++) reg[r][e] = 0.0f;
-      }
+      const i64 i0 = r * step + first;
+      if (i0 < padded) sum += tq_put8(qt, i0, tq_codes8(reg[r], sc, zero));
     }
-    if (resident) {
-#pragma unroll
-      for (int r = 0; r < QR; r++) tq_absmax8(reg[r], &mx, &nan);  // past the row: 0
-    } else {
-      tq_scan(x, dt, base, k, (i64)threadIdx.x * QV, step, &mx, &nan);
+  } else {
+    sum = tq_store_row(qt, x, dt, base, k, padded, first, step, sc, zero);
+  }
+  if (total) {
+    sum = warp_sum_i(sum);
+    if ((threadIdx.x & 31) == 0) atomicAdd(total, sum);
+  }
+  return sc;
+}
+
+// q is [m, tq_row_bytes(nb)] in piece order, s [m]: one block a token. With sums (the tensor-core
+// path), also each token's sum of codes.
+extern "C" __global__ void __launch_bounds__(QB) bn_tq_quantize(const void* x, int dt, i64 x_stride, i64 m, i64 k, i64 nb, i8* q, float* s, int* sums) {
+  __shared__ u32 sh[QB / 32];
+  __shared__ int total;
+  for (i64 t = blockIdx.x; t < m; t += gridDim.x) {
+    const float sc = tq_quantize_row<QB, 2>(x, dt, t * x_stride, k, nb, q + t * tq_row_bytes(nb), sums ? &total : nullptr, sh);
+    if (sums) {
+      __syncthreads();
+      if (threadIdx.x == 0) sums[t] = total;
+      __syncthreads();  // total is zeroed again for the next token
     }
-    tq_block_absmax(&mx, &nan, shm, shn);  // (shm/shn are free again for the next token)
-    const float sc = nan ? nanf_() : 127.0f / mx;
-    const bool zero = nan || mx == 0.0f;
     if (threadIdx.x == 0) s[t] = sc;
-    i8* qt = q + t * tq_row_bytes(nb);
-    if (resident) {
-#pragma unroll
-      for (int r = 0; r < QR; r++) {
-        const i64 i0 = r * step + (i64)threadIdx.x * QV;
-        if (i0 < padded) *(uint2*)(qt + piece_pos(i0)) = tq_codes8(reg[r], sc, zero);
-      }
-    } else {
-      tq_store_row(qt, x, dt, base, k, padded, (i64)threadIdx.x * QV, step, sc, zero);
-    }
   }
 }
 
@@ -218,6 +224,21 @@ __device__ __forceinline__ int tq_signed(u32 w, int p) {
   return (int)((((w >> (2 * p)) & 0x03030303u) + 0x7f7f7f7fu) ^ 0x80808080u);
 }
 
+// 16 bytes from shared memory (p points into it).
+__device__ __forceinline__ int4 lds128(const void* p) {
+  int4 v;
+  const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ld.shared.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
+  return v;
+}
+
+// Dot product of four unsigned bytes with four signed bytes, added to c (PTX dp4a.u32.s32).
+__device__ __forceinline__ int dp4a_us(u32 a, int b, int c) {
+  int d;
+  asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
 // A warp's work on R rows r0 .. r0 + R - 1 (those past n are skipped) for tokens t0 .. t0 + nt
 // (nt <= T), in three steps so that a caller can put other work between a load and its use
 // (bn_tq_gemv1 quantizes while its first weights are in flight):
@@ -228,7 +249,7 @@ __device__ __forceinline__ int tq_signed(u32 w, int p) {
 // ROW: one scale a row (mode 0 tensor / 1 channel); else mode 2 group scales ("i2") or mode 3 the
 // blocks' own f16 scales (TQ2_0). Every lane runs the same iterations (the shuffles need the whole
 // warp); pieces and rows past the end read as zero weights (code 1).
-template <int T, int R, int U, bool ROW, bool SMEM = false>
+template <int T, int R, int U, bool ROW>
 struct TqWarp {
   const u8* w;
   const float* scales;
@@ -241,6 +262,12 @@ struct TqWarp {
   int acc[R][T];
   float facc[R][T];
   u32 wd[U][R][4];
+  // One token (T == 1): the codes c = t + 1 are masked in place, not shifted, so shift p leaves
+  // c·4^p in each byte (at most 128: an unsigned dp4a) with an accumulator a shift, divided out
+  // exactly at the end; sa is the sum of the activations seen, Σ(c - 1)·a = Σ c·a - Σ a. Two
+  // instructions a code word instead of five (shift, mask, add, xor, dp4a), for R rows at once.
+  int accp[R][4];
+  int sa;
 
   __device__ __forceinline__ TqWarp(const u8* w_, const float* scales_, int fmt_, int mode_, i64 gb_, i64 n_, i64 nb_, const i8* q_, const float* s_, i64 t0_, int nt_, i64 r0_)
       : w(w_), scales(scales_), fmt(fmt_), mode(mode_), gb(gb_), n(n_), nb(nb_), t0(t0_), r0(r0_), nt(nt_), q(q_), s(s_) {
@@ -248,13 +275,45 @@ struct TqWarp {
     rb = nb * (fmt == 2 ? 64 : 66);
     kq = tq_row_bytes(nb);
     pieces = nb * 4;
+    sa = 0;
 #pragma unroll
-    for (int rr = 0; rr < R; rr++)
+    for (int rr = 0; rr < R; rr++) {
 #pragma unroll
       for (int j = 0; j < T; j++) {
         acc[rr][j] = 0;
         facc[rr][j] = 0.0f;
       }
+#pragma unroll
+      for (int p = 0; p < 4; p++) accp[rr][p] = 0;
+    }
+  }
+
+  // Σ(c - 1)·a of row rr from the per-shift sums (T == 1).
+  __device__ __forceinline__ int masked_sum(int rr) const {
+    return accp[rr][0] + (accp[rr][1] >> 2) + (accp[rr][2] >> 4) + (accp[rr][3] >> 6) - sa;
+  }
+
+  // The dot products of one run (u) with one token (T == 1), codes masked in place.
+  __device__ __forceinline__ void use1(int u, i64 base, bool live) {
+    if (!ROW) {
+      sa = 0;
+#pragma unroll
+      for (int rr = 0; rr < R; rr++)
+#pragma unroll
+        for (int p = 0; p < 4; p++) accp[rr][p] = 0;
+    }
+#pragma unroll
+    for (int p = 0; p < 4; p++) {
+      int4 a = make_int4(0, 0, 0, 0);
+      if (live) {
+        a = __ldg((const int4*)(q + t0 * kq + ((base >> 5) * 4 + p) * 512 + lane * 16));
+      }
+      sa = __dp4a(a.w, 0x01010101, __dp4a(a.z, 0x01010101, __dp4a(a.y, 0x01010101, __dp4a(a.x, 0x01010101, sa))));
+      const u32 mask = 0x03030303u << (2 * p);
+#pragma unroll
+      for (int rr = 0; rr < R; rr++)
+        accp[rr][p] = dp4a_us(wd[u][rr][3] & mask, a.w, dp4a_us(wd[u][rr][2] & mask, a.z, dp4a_us(wd[u][rr][1] & mask, a.y, dp4a_us(wd[u][rr][0] & mask, a.x, accp[rr][p]))));
+    }
   }
 
   __device__ __forceinline__ void load(i64 base0) {
@@ -276,6 +335,13 @@ struct TqWarp {
       const i64 piece = base + lane;
       const bool live = piece < pieces;
       const i64 b = piece >> 2;
+      if (T == 1) {
+        use1(u, base, live);
+        if (!ROW) {
+#pragma unroll
+          for (int rr = 0; rr < R; rr++) acc[rr][0] = masked_sum(rr);
+        }
+      } else {
       if (!ROW) {
 #pragma unroll
         for (int rr = 0; rr < R; rr++)
@@ -295,12 +361,13 @@ struct TqWarp {
             int4 a = make_int4(0, 0, 0, 0);
             if (live) {
               const int4* at = (const int4*)(q + (t0 + j) * kq + ((base >> 5) * 4 + p) * 512 + lane * 16);
-              a = SMEM ? *at : __ldg(at);  // q in shared memory (bn_tq_gemv1) or global
+              a = __ldg(at);
             }
 #pragma unroll
             for (int rr = 0; rr < R; rr++) acc[rr][j] = __dp4a(sw[rr][3], a.w, __dp4a(sw[rr][2], a.z, __dp4a(sw[rr][1], a.y, __dp4a(sw[rr][0], a.x, acc[rr][j]))));
           }
         }
+      }
       }
       if (!ROW) {
         // A block's four pieces are lanes 4i .. 4i + 3: gather the block's sum, scale it once.
@@ -338,7 +405,7 @@ struct TqWarp {
 #pragma unroll
       for (int j = 0; j < T; j++) {
         float v;
-        if (ROW) v = __fmul_rn((float)warp_sum_i(acc[rr][j]), rs);
+        if (ROW) v = __fmul_rn((float)warp_sum_i(T == 1 ? masked_sum(rr) : acc[rr][j]), rs);
         else v = warp_sum_f(facc[rr][j]);
         if (lane == 0 && j < nt && r < n) out[(t0 + j) * n + r] = __fdiv_rn(v, s[t0 + j]);
       }
@@ -346,9 +413,9 @@ struct TqWarp {
   }
 };
 
-template <int T, int R, int U, bool ROW, bool SMEM = false>
+template <int T, int R, int U, bool ROW>
 __device__ void tq_rows(const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, const i8* q, const float* s, i64 t0, int nt, i64 r0, float* out) {
-  TqWarp<T, R, U, ROW, SMEM> tw(w, scales, fmt, mode, gb, n, nb, q, s, t0, nt, r0);
+  TqWarp<T, R, U, ROW> tw(w, scales, fmt, mode, gb, n, nb, q, s, t0, nt, r0);
   tw.stream(0);
   tw.finish(out);
 }
@@ -380,48 +447,234 @@ extern "C" __global__ void __launch_bounds__(32 * TQ_WARPS, 4) bn_tq_matmul8(con
   tq_dispatch<8, 4, 1>(w, scales, fmt, mode, gb, n, nb, q, s, m, out);
 }
 
-// One token, one launch (decoding): each block quantizes x into shared memory itself (the same
-// arithmetic as bn_tq_quantize, so every block gets the same codes and scale) and then takes a
-// contiguous range of rows, GEMV1_R a warp at a time. Each warp issues the loads of its first
-// rows' first runs of weights before the block quantizes, so the weight stream runs under the
-// quantization; the block's later rows are asked into L2 at the same time. rows_per_block is a
-// multiple of 8·GEMV1_R. Dynamic shared memory: tq_row_bytes(nb) bytes of codes.
-#define GEMV1_R 4
-template <bool ROW>
-__device__ __forceinline__ void tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, i64 rows_per_block, float* out) {
-  extern __shared__ int4 tq_dyn[];
-  i8* qs = (i8*)tq_dyn;
-  __shared__ float shm[8];
-  __shared__ int shn[8];
-  __shared__ float s_sh;
-  const int warp = threadIdx.x >> 5;
-  const i64 r_begin = (i64)blockIdx.x * rows_per_block;
-  const i64 r_end = r_begin + rows_per_block < n ? r_begin + rows_per_block : n;
-  const i64 rb = nb * (fmt == 2 ? 64 : 66);
-  // Rows past the first 8·GEMV1_R (the host sends more only when there are several a block).
-  const u8* later = w + (r_begin + 8 * GEMV1_R) * rb;
-  const i64 bytes = (r_end - r_begin - 8 * GEMV1_R) * rb;
-  for (i64 o = (i64)threadIdx.x * 128; o < bytes; o += 256 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(later + o));
-  TqWarp<1, GEMV1_R, 4, ROW, true> first(w, scales, fmt, mode, gb, n, nb, qs, &s_sh, 0, 1, r_begin + (i64)warp * GEMV1_R);
-  first.load(0);
-  // The token's maximum, then its codes (bn_tq_quantize's steps, 256 threads).
-  float mx = 0.0f;
-  int nan = 0;
-  tq_scan(x, dt, 0, k, (i64)threadIdx.x * QV, 256 * QV, &mx, &nan);
-  tq_block_absmax(&mx, &nan, shm, shn);
-  const float sc = nan ? nanf_() : 127.0f / mx;
-  const bool zero = nan || mx == 0.0f;
-  tq_store_row(qs, x, dt, 0, k, nb * 256, (i64)threadIdx.x * QV, 256 * QV, sc, zero);
-  if (threadIdx.x == 0) s_sh = sc;
-  __syncthreads();
-  first.use(0);
-  first.stream(32 * 4);
-  first.finish(out);
-  for (i64 r0 = r_begin + (i64)(8 + warp) * GEMV1_R; r0 < r_end; r0 += 8 * GEMV1_R) tq_rows<1, GEMV1_R, 4, ROW, true>(w, scales, fmt, mode, gb, n, nb, qs, &s_sh, 0, 1, r0, out);
+// ---- Tensor cores (sm_80 and later): mma m16n8k32, codes as u8, activations as s8 -------------
+// A warp multiplies a tile of 16 weight rows with up to 8 tokens. Any k order serves an mma as long
+// as A and B agree, so each lane's fragments are the words it loads: lane 4g + i (g = 0..7,
+// i = 0..3) loads bytes 16i .. 16i + 15 (piece 4b + i) of block b of rows g and g + 8, and token g's
+// 16 activations of that piece and shift p (one 16-byte load from q in piece order). At shift p a
+// code word masked in place holds c·4^p (c = t + 1, at most 128: unsigned) for four consecutive
+// weights; two mmas take the four words (A = {w0(g), w0(g + 8), w1(g), w1(g + 8)}, B = {a.x, a.y},
+// then w2, w3 with a.z, a.w), one accumulator tile a shift. So a code word costs one mask on the
+// integer pipe (the dp4a kernels spend two to five instructions and a dp4a per word and row) and
+// eight tokens cost what one does. Results: lane 4g + i holds rows g, g + 8 for tokens 2i, 2i + 1.
+// Σ(c - 1)·a = Σ_p (D_p >> 2p) - Σ a, the integer that the CPU computes for the same row and token.
+
+__device__ __forceinline__ void mma_u8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, int b0, int b1) {
+#if __CUDA_ARCH__ >= 800
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+  __trap();  // the host sends older devices to the dp4a kernels
+#endif
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) bn_tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, i64 rows_per_block, float* out) {
-  if ((i64)blockIdx.x * rows_per_block >= n) return;  // the whole block leaves
-  if (mode < 2) tq_gemv1<true>(x, dt, w, scales, fmt, mode, gb, n, nb, k, rows_per_block, out);
-  else tq_gemv1<false>(x, dt, w, scales, fmt, mode, gb, n, nb, k, rows_per_block, out);
+#define MMA_U 4       // blocks whose weights a warp loads at once
+#define MMA_FOLD 1024  // blocks between folds of the shift accumulators (each grows by < 2^20 a block)
+
+// One warp's 16 rows r0 .. r0 + 15 and tokens t0 .. t0 + nt - 1 (nt <= 8) over blocks
+// [b_begin, b_end). SMEMQ: q is one token's row in shared memory (bn_tq_gemv1); else q is
+// [m, tq_row_bytes(nb)] in global memory. ROW: one scale a row, applied once at the end; else
+// block (TQ2_0) or group scales, applied a block at a time.
+template <bool ROW, bool SMEMQ>
+struct TqTile {
+  const u8* w;
+  const float* scales;
+  int fmt, mode, g, i, nt;
+  i64 gb, n, nb, rb, kq, t0, r0;
+  const i8* q;
+  int d[4][4];    // shift p: the mma accumulator fragment
+  int comb[4];    // ROW: Σ_p d[p] >> 2p, folded every MMA_FOLD blocks
+  float facc[4];  // else: Σ_blocks (isum - Σa)·scale
+
+  __device__ __forceinline__ TqTile(const u8* w_, const float* scales_, int fmt_, int mode_, i64 gb_, i64 n_, i64 nb_, const i8* q_, i64 t0_, int nt_, i64 r0_)
+      : w(w_), scales(scales_), fmt(fmt_), mode(mode_), nt(nt_), gb(gb_), n(n_), nb(nb_), t0(t0_), r0(r0_), q(q_) {
+    const int lane = threadIdx.x & 31;
+    g = lane >> 2;
+    i = lane & 3;
+    rb = nb * (fmt == 2 ? 64 : 66);
+    kq = tq_row_bytes(nb);
+#pragma unroll
+    for (int o = 0; o < 4; o++) {
+      comb[o] = 0;
+      facc[o] = 0.0f;
+#pragma unroll
+      for (int p = 0; p < 4; p++) d[p][o] = 0;
+    }
+  }
+
+  __device__ __forceinline__ void load(i64 b, u32 (&wv)[2][4]) const {
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      const i64 r = r0 + g + 8 * h;
+      if (r < n) tq_words(w + r * rb, fmt, b * 4 + i, wv[h]);
+      else wv[h][0] = wv[h][1] = wv[h][2] = wv[h][3] = 0x55555555u;  // zero weights
+    }
+  }
+
+  __device__ __forceinline__ void fold() {
+#pragma unroll
+    for (int o = 0; o < 4; o++) {
+      comb[o] += d[0][o] + (d[1][o] >> 2) + (d[2][o] >> 4) + (d[3][o] >> 6);
+#pragma unroll
+      for (int p = 0; p < 4; p++) d[p][o] = 0;
+    }
+  }
+
+  __device__ __forceinline__ void use(i64 b, const u32 (&wv)[2][4]) {
+    const i64 P = b * 4 + i;
+    const i64 at = ((P >> 5) * 4) * 512 + (P & 31) * 16;
+    int sa = 0;
+#pragma unroll
+    for (int p = 0; p < 4; p++) {
+      int4 a = make_int4(0, 0, 0, 0);
+      if (g < nt) {
+        if (SMEMQ) a = lds128(q + at + p * 512);
+        else a = __ldg((const int4*)(q + (t0 + g) * kq + at + p * 512));
+      }
+      if (!ROW) sa = __dp4a(a.w, 0x01010101, __dp4a(a.z, 0x01010101, __dp4a(a.y, 0x01010101, __dp4a(a.x, 0x01010101, sa))));
+      const u32 m = 0x03030303u << (2 * p);
+      mma_u8s8(d[p], wv[0][0] & m, wv[1][0] & m, wv[0][1] & m, wv[1][1] & m, a.x, a.y);
+      mma_u8s8(d[p], wv[0][2] & m, wv[1][2] & m, wv[0][3] & m, wv[1][3] & m, a.z, a.w);
+    }
+    if (!ROW) {
+      // The block's Σa of token g (lanes 4g .. 4g + 3 hold its four pieces), then of this lane's
+      // result tokens 2i and 2i + 1; its rows' scales for block b.
+      sa += __shfl_xor_sync(0xffffffffu, sa, 1);
+      sa += __shfl_xor_sync(0xffffffffu, sa, 2);
+      const int s0 = __shfl_sync(0xffffffffu, sa, 8 * i), s1 = __shfl_sync(0xffffffffu, sa, 8 * i + 4);
+      float sc[2];
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const i64 r = r0 + g + 8 * h;
+        sc[h] = r >= n ? 0.0f : mode == 3 ? h2f(*(const u16*)(w + r * rb + b * 66 + 64)) : scales[r * (nb / gb) + b / gb];
+      }
+#pragma unroll
+      for (int o = 0; o < 4; o++) {
+        const int v = d[0][o] + (d[1][o] >> 2) + (d[2][o] >> 4) + (d[3][o] >> 6) - ((o & 1) ? s1 : s0);
+        facc[o] += (float)v * sc[o >> 1];
+#pragma unroll
+        for (int p = 0; p < 4; p++) d[p][o] = 0;
+      }
+    }
+  }
+
+  // Blocks [b_begin, b_end): weights of MMA_U blocks loaded, then used.
+  __device__ __forceinline__ void run(i64 b_begin, i64 b_end) {
+    for (i64 c0 = b_begin; c0 < b_end; c0 += MMA_FOLD) {
+      const i64 c1 = c0 + MMA_FOLD < b_end ? c0 + MMA_FOLD : b_end;
+      for (i64 b0 = c0; b0 < c1; b0 += MMA_U) {
+        u32 wv[MMA_U][2][4];
+#pragma unroll
+        for (int u = 0; u < MMA_U; u++)
+          if (b0 + u < c1) load(b0 + u, wv[u]);
+#pragma unroll
+        for (int u = 0; u < MMA_U; u++)
+          if (b0 + u < c1) use(b0 + u, wv[u]);
+      }
+      if (ROW) fold();
+    }
+  }
+
+  // This lane's four partial results: ROW the integer Σ c·a (as int bits), else the float sums.
+  __device__ __forceinline__ int part(int o) const { return ROW ? comb[o] : __float_as_int(facc[o]); }
+
+  // Writes results from this lane's four partial results (summed over the k-split by the caller):
+  // ROW: f32(isum - Σa)·scale / s exactly as the CPU; else Σ / s. tot[t] is token t's Σa (ROW).
+  __device__ __forceinline__ void finish(const int (&v)[4], const float* s, const int* tot, float* out) const {
+#pragma unroll
+    for (int o = 0; o < 4; o++) {
+      const int j = 2 * i + (o & 1);
+      const i64 r = r0 + g + 8 * (o >> 1);
+      if (j >= nt || r >= n) continue;
+      float x;
+      if (ROW) x = __fmul_rn((float)(v[o] - tot[t0 + j]), mode == 0 ? scales[0] : scales[r]);
+      else x = __int_as_float(v[o]);
+      out[(t0 + j) * n + r] = __fdiv_rn(x, s[t0 + j]);
+    }
+  }
+};
+
+// Sums the k-split partial results of a block's warps in a fixed order (the same bits every run)
+// and writes them: warp w of a block takes tile w / ks, blocks of its k-range part w % ks.
+template <bool ROW, bool SMEMQ>
+__device__ __forceinline__ void tq_tile_reduce(TqTile<ROW, SMEMQ>& tile, int ks, int* red, const float* s, const int* tot, float* out) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int v[4];
+#pragma unroll
+  for (int o = 0; o < 4; o++) v[o] = tile.part(o);
+  if (ks > 1) {
+#pragma unroll
+    for (int o = 0; o < 4; o++) red[(warp * 32 + lane) * 4 + o] = v[o];
+    __syncthreads();
+    if (warp % ks != 0) return;
+    for (int j = 1; j < ks; j++) {
+#pragma unroll
+      for (int o = 0; o < 4; o++) {
+        const int x = red[((warp + j) * 32 + lane) * 4 + o];
+        if (ROW) v[o] += x;
+        else v[o] = __float_as_int(__int_as_float(v[o]) + __int_as_float(x));
+      }
+    }
+  }
+  tile.finish(v, s, tot, out);
+}
+
+// Several tokens (or one whose weights exceed half the L2) after bn_tq_quantize: blocks of
+// TQ_WARPS warps, one 16-row tile each; grid y over chunks of 8 tokens.
+template <bool ROW>
+__device__ __forceinline__ void tq_mma(const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, const i8* q, const float* s, const int* sums, i64 m, float* out) {
+  const i64 r0 = ((i64)blockIdx.x * TQ_WARPS + (threadIdx.x >> 5)) * 16;
+  if (r0 >= n) return;  // whole warps leave together (no barrier follows: ks is 1)
+  for (i64 t0 = (i64)blockIdx.y * 8; t0 < m; t0 += (i64)gridDim.y * 8) {
+    TqTile<ROW, false> tile(w, scales, fmt, mode, gb, n, nb, q, t0, (int)(m - t0 < 8 ? m - t0 : 8), r0);
+    tile.run(0, nb);
+    tq_tile_reduce(tile, 1, nullptr, s, sums, out);
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(32 * TQ_WARPS, 4) bn_tq_mma(const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, const i8* q, const float* s, const int* sums, i64 m, float* out) {
+  if (mode < 2) tq_mma<true>(w, scales, fmt, mode, gb, n, nb, q, s, sums, m, out);
+  else tq_mma<false>(w, scales, fmt, mode, gb, n, nb, q, s, sums, m, out);
+}
+
+// One token, one launch (decoding): each block of GEMV1_WARPS warps quantizes x into shared memory
+// itself (bn_tq_quantize's arithmetic: every block gets the same codes, scale and Σa) while its
+// first weights are in flight, then takes tiles_per_block 16-row tiles, each split over
+// ks = GEMV1_WARPS / tiles_per_block warps along k (so that even a few rows keep every SM busy).
+// Dynamic shared memory: tq_row_bytes(nb) bytes of codes.
+#define GEMV1_WARPS 16
+template <bool ROW>
+__device__ __forceinline__ void tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, int tiles_per_block, float* out) {
+  extern __shared__ int4 tq_dyn[];
+  i8* qs = (i8*)tq_dyn;
+  __shared__ u32 sh[GEMV1_WARPS];
+  __shared__ float s_sh;
+  __shared__ int tot_sh;
+  __shared__ int red[GEMV1_WARPS * 32 * 4];
+  const int warp = threadIdx.x >> 5;
+  const int ks = GEMV1_WARPS / tiles_per_block;
+  const i64 r0 = ((i64)blockIdx.x * tiles_per_block + warp / ks) * 16;
+  const int part = warp % ks;
+  const i64 b_begin = nb * part / ks, b_end = nb * (part + 1) / ks;
+  TqTile<ROW, true> tile(w, scales, fmt, mode, gb, n, nb, qs, 0, 1, r0);
+  // The first MMA_U blocks' weights are requested before quantizing.
+  u32 wv[MMA_U][2][4];
+#pragma unroll
+  for (int u = 0; u < MMA_U; u++)
+    if (b_begin + u < b_end) tile.load(b_begin + u, wv[u]);
+  const float sc = tq_quantize_row<32 * GEMV1_WARPS, 2>(x, dt, 0, k, nb, qs, &tot_sh, sh);
+  if (threadIdx.x == 0) s_sh = sc;
+  __syncthreads();
+#pragma unroll
+  for (int u = 0; u < MMA_U; u++)
+    if (b_begin + u < b_end) tile.use(b_begin + u, wv[u]);
+  tile.run(b_begin + MMA_U < b_end ? b_begin + MMA_U : b_end, b_end);  // (at most MMA_FOLD + MMA_U blocks between folds)
+  if (ROW) tile.fold();
+  tq_tile_reduce(tile, ks, red, &s_sh, &tot_sh, out);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * GEMV1_WARPS, 1) bn_tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, int tiles_per_block, float* out) {
+  if (mode < 2) tq_gemv1<true>(x, dt, w, scales, fmt, mode, gb, n, nb, k, tiles_per_block, out);
+  else tq_gemv1<false>(x, dt, w, scales, fmt, mode, gb, n, nb, k, tiles_per_block, out);
 }
