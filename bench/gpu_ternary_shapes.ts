@@ -2,9 +2,9 @@
 // absmean-quantized ("i2", one scale), per call = 200 back-to-back calls and one synchronisation;
 // "host enqueue" times the same 200 calls before synchronising (the CPU side of a call: argument
 // checks, the output's allocation, two kernel launches). An elementwise add of 1024 floats shows
-// the floor of a one-launch op. Each shape runs through every kernel path of the device (the
-// library's choice, the dp4a kernels of devices before sm_80, the tensor-core kernels without and
-// with the one-launch GEMV for a single token; zig/gpu/door.zig tq_path) in the same run.
+// the floor of a one-launch op. Each shape runs through every kernel path of the device in the
+// same run (zig/gpu/door.zig tq_path): the library's choice, no tensor cores (the dp4a kernels of
+// devices before sm_80), no one-launch GEMV, the one-launch GEMV wherever it fits.
 // Run on a machine with a CUDA device: `bun bench/gpu_ternary_shapes.ts`.
 import * as bn from "../src/index.ts";
 import { check, sym } from "../src/native.ts";
@@ -19,8 +19,8 @@ const sync = () => bn.synchronize("cuda");
 const perCall = (f: () => void, hostOnly = false) => perCallNs(f, sync, { calls: 200, reps: 15, hostOnly }) / 1e3;
 const PATHS = [
   [0, "auto"],
-  [1, "dp4a"],
-  [2, "tensor cores"],
+  [1, "no tensor cores"],
+  [2, "no one-launch GEMV"],
   [3, "one-launch GEMV"],
 ] as const;
 for (const [n, k] of [[8192, 8192], [32768, 8192], [8192, 32768]] as [number, number][]) {

@@ -159,13 +159,13 @@ describe("CUDA products", () => {
     expect(() => bn.matmul(c, g)).toThrow(/operands are on cpu and cuda/);
   });
 
-  // Every kernel path on this device: automatic; the dp4a kernels (devices before sm_80); the
-  // tensor-core kernels without, and with, the one-launch GEMV for single tokens.
+  // Every kernel path on this device (zig/gpu/door.zig tq_path): automatic; no tensor cores (the
+  // kernels of devices before sm_80); no one-launch GEMV; the one-launch GEMV wherever it fits.
   const TQ_PATHS = [
     [0, "automatic"],
-    [1, "dp4a kernels"],
-    [2, "tensor cores, two kernels"],
-    [3, "tensor cores, one-launch GEMV"],
+    [1, "no tensor cores"],
+    [2, "no one-launch GEMV"],
+    [3, "one-launch GEMV wherever it fits"],
   ] as const;
   for (const [path, name] of TQ_PATHS) {
     test.if(present)(`ternaryMatmul on the GPU equals the CPU's (formats, scales, dtypes, token counts): ${name}`, () => {

@@ -55,6 +55,23 @@ const Api = struct {
     cuLaunchKernel: *const fn (?*anyopaque, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, ?*anyopaque, ?[*]?*anyopaque, ?[*]?*anyopaque) callconv(.c) CUresult,
 };
 
+/// cuLaunchKernelEx (driver 12.0 and later; optional): a launch with attributes (cuda.h layouts).
+const LaunchAttribute = extern struct {
+    id: u32,
+    pad: [4]u8 = .{ 0, 0, 0, 0 },
+    value: [64]u8 = @splat(0),
+};
+const LaunchConfig = extern struct {
+    grid: [3]c_uint,
+    block: [3]c_uint,
+    shared: c_uint,
+    stream: ?*anyopaque,
+    attrs: ?[*]LaunchAttribute,
+    n_attrs: c_uint,
+};
+const launch_attr_programmatic_serialization: u32 = 6; // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+var cuLaunchKernelEx: ?*const fn (*const LaunchConfig, ?*anyopaque, ?[*]?*anyopaque, ?[*]?*anyopaque) callconv(.c) CUresult = null;
+
 // CUdevice_attribute values (cuda.h).
 const attr_sm_count = 16;
 const attr_cc_major = 75;
@@ -116,6 +133,7 @@ fn load() void {
         const p = os.dlsym(lib, name) orelse return setReason("the CUDA driver library lacks {s} (driver too old?)", .{name});
         @field(api, name) = @ptrCast(@alignCast(p));
     }
+    if (os.dlsym(lib, "cuLaunchKernelEx")) |p| cuLaunchKernelEx = @ptrCast(@alignCast(p));
     var r = api.cuInit(0);
     if (r != 0) return setReason("cuInit failed: {s}", .{errorName(r)});
     _ = api.cuDriverGetVersion(&driver_version);
@@ -474,6 +492,21 @@ pub fn launchGrid(i: usize, f: *anyopaque, gx: usize, gy: usize, threads: u32, s
     if (gx == 0 or gy == 0) return null;
     if (current(i)) |e| return e;
     return check(api.cuLaunchKernel(f, @intCast(gx), @intCast(@min(gy, 65535)), 1, threads, 1, 1, shared_bytes, null, params.ptr, null));
+}
+
+/// launchGrid as a programmatic dependent launch where the device (sm_90 and later) and the
+/// driver allow it: the kernel may start while the previous kernel on the stream drains, and must
+/// execute `griddepcontrol.wait` before touching memory that kernel may write (ternary.cu
+/// bn_tq_gemv1 loads only its weights before). Elsewhere an ordinary launch.
+pub fn launchGridDependent(i: usize, f: *anyopaque, gx: usize, gy: usize, threads: u32, shared_bytes: u32, params: []?*anyopaque) ?Failure {
+    const ex = cuLaunchKernelEx orelse return launchGrid(i, f, gx, gy, threads, shared_bytes, params);
+    if (infos[i].cc_major < 9) return launchGrid(i, f, gx, gy, threads, shared_bytes, params);
+    if (gx == 0 or gy == 0) return null;
+    if (current(i)) |e| return e;
+    var attr: LaunchAttribute = .{ .id = launch_attr_programmatic_serialization };
+    attr.value[0] = 1; // programmaticStreamSerializationAllowed (an int)
+    const cfg: LaunchConfig = .{ .grid = .{ @intCast(gx), @intCast(@min(gy, 65535)), 1 }, .block = .{ threads, 1, 1 }, .shared = shared_bytes, .stream = null, .attrs = @ptrCast(&attr), .n_attrs = 1 };
+    return check(ex(&cfg, f, params.ptr, null));
 }
 
 /// Multiprocessors of device i.

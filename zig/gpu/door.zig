@@ -109,7 +109,7 @@ pub fn memcpy(dst_dev: u32, dst: ?*anyopaque, src_dev: u32, src: ?*const anyopaq
 
 /// How a kernel is launched: a grid-stride loop over n elements, n blocks of 256 threads (row and
 /// reduction kernels), or an explicit grid.
-const Grid = union(enum) { elements: usize, blocks: usize, grid: struct { x: usize, y: usize, threads: u32, shared: u32 = 0 } };
+const Grid = union(enum) { elements: usize, blocks: usize, grid: struct { x: usize, y: usize, threads: u32, shared: u32 = 0, dependent: bool = false } };
 
 /// Launches kernel f of device i with the argument values `args` (a tuple of the kernel's C
 /// types, in order); a launch failure becomes a status naming the op and the CUDA error.
@@ -121,7 +121,7 @@ fn launchWith(op: []const u8, i: usize, f: *anyopaque, grid: Grid, args: anytype
     const r = switch (grid) {
         .elements => |n| cuda.launch(i, f, n, &params),
         .blocks => |n| cuda.launchBlocks(i, f, n, &params),
-        .grid => |g| cuda.launchGrid(i, f, g.x, g.y, g.threads, g.shared, &params),
+        .grid => |g| if (g.dependent) cuda.launchGridDependent(i, f, g.x, g.y, g.threads, g.shared, &params) else cuda.launchGrid(i, f, g.x, g.y, g.threads, g.shared, &params),
     };
     if (r) |e| return fail(if (e.code == 2) .out_of_memory else .internal, "{s}: kernel launch on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
     return ok();
@@ -474,23 +474,23 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
     const fmt: c_int = if (f == .i2) 2 else 0;
     const mode: c_int = if (f == .i2) int(scale_mode) else 3;
     const gb: i64 = if (f == .i2 and scale_mode == 2) long(g / 256) else 1;
-    // Tensor cores (ternary.cu bn_tq_gemv1 / bn_tq_mma) from sm_80 on; the dp4a kernels before.
-    const tensor = dev_info.cc_major >= 8 and tq_path != 1;
-    if (tensor and mm == 1 and row_bytes <= 30 * 1024 and (tq_path == 3 or (tq_path == 0 and weight_bytes <= l2 / 2))) {
-        // One token, one launch: every block quantizes x into shared memory while its first weights
-        // are in flight. Tiles of 16 rows, a power of two of them a block (its 16 warps split each
-        // tile's k range between them), enough blocks for every SM. Used while the weights fit in
-        // half the L2 (the two-kernel path below streams larger ones as fast: measured on the H100,
-        // bench/gpu_ternary_shapes.ts).
+    // Several tokens on the tensor cores (ternary.cu bn_tq_mma) from sm_80 on; dp4a before.
+    const tensor = dev_info.cc_major >= 8 and tq_path != 1 and mm > 1;
+    if (mm == 1 and row_bytes + row_bytes / 16 <= 48 * 1024 and tq_path != 2 and (tq_path == 3 or weight_bytes <= l2 / 2)) {
+        // One token: one launch that quantizes in shared memory (ternary.cu bn_tq_gemv1) with its
+        // first weights already in flight (a programmatic dependent launch on sm_90: they load
+        // while the previous kernel drains), one block of 16 warps an SM, each a contiguous range
+        // of rows (a multiple of 64: 16 warps × 4 rows). Only while the weights fit in half the L2:
+        // on the H100 the two-kernel path streams larger ones faster (32768 × 8192: 33.1 against
+        // 36.4 µs, bench/gpu_ternary_shapes.ts).
         const gf = switch (cudaKernel(device, .tq_gemv1, op)) {
             .ok => |v| v,
             .err => |e| return e,
         };
-        const tiles = (nn + 15) / 16;
-        var per: usize = 1;
-        while (per < 16 and tiles > per * cuda.smCount(i)) per *= 2;
-        const grid: Grid = .{ .grid = .{ .x = (tiles + per - 1) / per, .y = 1, .threads = 512, .shared = @intCast(row_bytes) } };
-        return launchWith(op, i, gf.f, grid, .{ xp, int(x_dtype), wp, scales, fmt, mode, gb, long(nn), long(nb), long(kk), int(per), o });
+        const want = @max(1, @min(cuda.smCount(i), (nn + 63) / 64));
+        const per = ((nn + want - 1) / want + 63) / 64 * 64;
+        const grid: Grid = .{ .grid = .{ .x = (nn + per - 1) / per, .y = 1, .threads = 512, .shared = @intCast(row_bytes + row_bytes / 16), .dependent = true } };
+        return launchWith(op, i, gf.f, grid, .{ xp, int(x_dtype), wp, scales, fmt, mode, gb, long(nn), long(nb), long(kk), long(per), o });
     }
     // Workspace from the device's pool: q [m, row] i8 (piece order; rows padded to whole runs of
     // 8 blocks, ternary.cu tq_row_bytes), s [m] f32, and for the tensor cores each token's Σq
@@ -526,8 +526,9 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
 }
 
 /// Which ternary kernels later calls use (tests and benchmarks run each path on one device):
-/// 0 the choice above; 1 the dp4a kernels (those of devices before sm_80); 2 the tensor-core
-/// kernels without the one-launch GEMV; 3 the one-launch GEMV for every single token it fits.
+/// 0 the choice above; 1 no tensor cores (the kernels of devices before sm_80); 2 no one-launch
+/// GEMV (a single token through the quantize kernel and bn_tq_matmul1); 3 the one-launch GEMV for
+/// every single token it fits, whatever the L2.
 pub var tq_path: u32 = 0;
 
 pub fn cuda_debug_tq_path(path: u32) i32 {

@@ -115,20 +115,26 @@ __device__ u32 tq_block_max(u32 v, u32* sh) {
 }
 
 // Stores the codes of a token row (padded to `padded` elements) in piece order, 8 at a time.
-// Stores the 8 codes of elements i0 .. i0 + 7 (i0 a multiple of 8) in piece order; returns their sum.
-__device__ __forceinline__ int tq_put8(i8* qt, i64 i0, uint2 c) {
+// Stores the 8 codes of elements i0 .. i0 + 7 (i0 a multiple of 8) in piece order; returns their
+// sum, also added (with ps) to the entry of their piece P = 4·block + 2·half + (j ≥ 16).
+__device__ __forceinline__ int tq_put8(i8* qt, int* ps, i64 i0, uint2 c) {
   *(uint2*)(qt + piece_pos(i0)) = c;
-  return __dp4a((int)c.y, 0x01010101, __dp4a((int)c.x, 0x01010101, 0));
+  const int sum = __dp4a((int)c.y, 0x01010101, __dp4a((int)c.x, 0x01010101, 0));
+  if (ps) {
+    const int o = (int)(i0 & 255);
+    atomicAdd(ps + (i0 >> 8) * 4 + (o >> 7) * 2 + ((o & 31) >> 4), sum);
+  }
+  return sum;
 }
 
 // Stores the codes of a token row (padded to `padded` elements) in piece order, 8 at a time;
 // returns the sum of the codes this thread stored.
-__device__ __forceinline__ int tq_store_row(i8* qt, const void* x, int dt, i64 base, i64 k, i64 padded, i64 first, i64 step, float sc, bool zero) {
+__device__ __forceinline__ int tq_store_row(i8* qt, int* ps, const void* x, int dt, i64 base, i64 k, i64 padded, i64 first, i64 step, float sc, bool zero) {
   int sum = 0;
   for (i64 i0 = first; i0 < padded; i0 += step) {
     float v[QV];
     tq_load8(x, dt, base, i0, k, v);
-    sum += tq_put8(qt, i0, tq_codes8(v, sc, zero));
+    sum += tq_put8(qt, ps, i0, tq_codes8(v, sc, zero));
   }
   return sum;
 }
@@ -138,15 +144,20 @@ __device__ __forceinline__ int tq_store_row(i8* qt, const void* x, int dt, i64 b
 // thread. Each thread takes runs of 8 consecutive elements (16-byte loads, one 8-byte store: 8
 // consecutive elements stay adjacent in piece order); rows up to NT·8·QR elements stay in
 // registers between the maximum and the codes, longer ones are read twice.
-// With total (shared memory), also the sum of all codes, read after a barrier: the tensor-core
-// kernels take Σ(c - 1)·a as Σ c·a - Σ a.
+// Optional sums of the codes, read after a barrier (the kernels take Σ(c - 1)·a as Σ c·a - Σ a):
+// total (shared memory) of the whole row (the tensor-core kernel), ps (tq_row_bytes(nb) / 64 ints)
+// of each piece (the one-launch GEMV).
 template <int NT, int QR>
-__device__ __forceinline__ float tq_quantize_row(const void* x, int dt, i64 base, i64 k, i64 nb, i8* qt, int* total, u32* sh) {
+__device__ __forceinline__ float tq_quantize_row(const void* x, int dt, i64 base, i64 k, i64 nb, i8* qt, int* ps, int* total, u32* sh) {
   const i64 padded = nb * 256;          // elements with codes (a multiple of 256)
   const i64 step = (i64)NT * QV;         // elements of one pass of the block
   const bool resident = padded <= step * QR;
   const i64 first = (i64)threadIdx.x * QV;
-  if (total && threadIdx.x == 0) *total = 0;  // before tq_block_max's barriers
+  // Zeroed before tq_block_max's barriers.
+  if (total && threadIdx.x == 0) *total = 0;
+  if (ps) {
+    for (i64 i = threadIdx.x; i < tq_row_bytes(nb) / 64; i += NT) ps[i] = 0;
+  }
   u32 mb = 0u;
   float reg[QR][QV];
 #pragma unroll
@@ -175,10 +186,10 @@ __device__ __forceinline__ float tq_quantize_row(const void* x, int dt, i64 base
 #pragma unroll
     for (int r = 0; r < QR; r++) {
       const i64 i0 = r * step + first;
-      if (i0 < padded) sum += tq_put8(qt, i0, tq_codes8(reg[r], sc, zero));
+      if (i0 < padded) sum += tq_put8(qt, ps, i0, tq_codes8(reg[r], sc, zero));
     }
   } else {
-    sum = tq_store_row(qt, x, dt, base, k, padded, first, step, sc, zero);
+    sum = tq_store_row(qt, ps, x, dt, base, k, padded, first, step, sc, zero);
   }
   if (total) {
     sum = warp_sum_i(sum);
@@ -193,7 +204,7 @@ extern "C" __global__ void __launch_bounds__(QB) bn_tq_quantize(const void* x, i
   __shared__ u32 sh[QB / 32];
   __shared__ int total;
   for (i64 t = blockIdx.x; t < m; t += gridDim.x) {
-    const float sc = tq_quantize_row<QB, 2>(x, dt, t * x_stride, k, nb, q + t * tq_row_bytes(nb), sums ? &total : nullptr, sh);
+    const float sc = tq_quantize_row<QB, 2>(x, dt, t * x_stride, k, nb, q + t * tq_row_bytes(nb), nullptr, sums ? &total : nullptr, sh);
     if (sums) {
       __syncthreads();
       if (threadIdx.x == 0) sums[t] = total;
@@ -249,7 +260,7 @@ __device__ __forceinline__ int dp4a_us(u32 a, int b, int c) {
 // ROW: one scale a row (mode 0 tensor / 1 channel); else mode 2 group scales ("i2") or mode 3 the
 // blocks' own f16 scales (TQ2_0). Every lane runs the same iterations (the shuffles need the whole
 // warp); pieces and rows past the end read as zero weights (code 1).
-template <int T, int R, int U, bool ROW>
+template <int T, int R, int U, bool ROW, bool SMEM = false>
 struct TqWarp {
   const u8* w;
   const float* scales;
@@ -293,7 +304,8 @@ struct TqWarp {
     return accp[rr][0] + (accp[rr][1] >> 2) + (accp[rr][2] >> 4) + (accp[rr][3] >> 6) - sa;
   }
 
-  // The dot products of one run (u) with one token (T == 1), codes masked in place.
+  // The dot products of one run (u) with one token (T == 1), codes masked in place. SMEM (the
+  // one-launch GEMV): q in shared memory, followed by each piece's sum of codes.
   __device__ __forceinline__ void use1(int u, i64 base, bool live) {
     if (!ROW) {
       sa = 0;
@@ -302,13 +314,15 @@ struct TqWarp {
 #pragma unroll
         for (int p = 0; p < 4; p++) accp[rr][p] = 0;
     }
+    if (SMEM && live) sa += ((const int*)(q + kq))[base + lane];
 #pragma unroll
     for (int p = 0; p < 4; p++) {
       int4 a = make_int4(0, 0, 0, 0);
       if (live) {
-        a = __ldg((const int4*)(q + t0 * kq + ((base >> 5) * 4 + p) * 512 + lane * 16));
+        const i8* at = q + t0 * kq + ((base >> 5) * 4 + p) * 512 + lane * 16;
+        a = SMEM ? lds128(at) : __ldg((const int4*)at);
       }
-      sa = __dp4a(a.w, 0x01010101, __dp4a(a.z, 0x01010101, __dp4a(a.y, 0x01010101, __dp4a(a.x, 0x01010101, sa))));
+      if (!SMEM) sa = __dp4a(a.w, 0x01010101, __dp4a(a.z, 0x01010101, __dp4a(a.y, 0x01010101, __dp4a(a.x, 0x01010101, sa))));
       const u32 mask = 0x03030303u << (2 * p);
 #pragma unroll
       for (int rr = 0; rr < R; rr++)
@@ -361,7 +375,7 @@ struct TqWarp {
             int4 a = make_int4(0, 0, 0, 0);
             if (live) {
               const int4* at = (const int4*)(q + (t0 + j) * kq + ((base >> 5) * 4 + p) * 512 + lane * 16);
-              a = __ldg(at);
+              a = SMEM ? lds128(at) : __ldg(at);
             }
 #pragma unroll
             for (int rr = 0; rr < R; rr++) acc[rr][j] = __dp4a(sw[rr][3], a.w, __dp4a(sw[rr][2], a.z, __dp4a(sw[rr][1], a.y, __dp4a(sw[rr][0], a.x, acc[rr][j]))));
@@ -413,9 +427,9 @@ struct TqWarp {
   }
 };
 
-template <int T, int R, int U, bool ROW>
+template <int T, int R, int U, bool ROW, bool SMEM = false>
 __device__ void tq_rows(const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, const i8* q, const float* s, i64 t0, int nt, i64 r0, float* out) {
-  TqWarp<T, R, U, ROW> tw(w, scales, fmt, mode, gb, n, nb, q, s, t0, nt, r0);
+  TqWarp<T, R, U, ROW, SMEM> tw(w, scales, fmt, mode, gb, n, nb, q, s, t0, nt, r0);
   tw.stream(0);
   tw.finish(out);
 }
@@ -473,10 +487,9 @@ __device__ __forceinline__ void mma_u8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u3
 #define MMA_FOLD 1024  // blocks between folds of the shift accumulators (each grows by < 2^20 a block)
 
 // One warp's 16 rows r0 .. r0 + 15 and tokens t0 .. t0 + nt - 1 (nt <= 8) over blocks
-// [b_begin, b_end). SMEMQ: q is one token's row in shared memory (bn_tq_gemv1); else q is
-// [m, tq_row_bytes(nb)] in global memory. ROW: one scale a row, applied once at the end; else
+// [b_begin, b_end); q is [m, tq_row_bytes(nb)] in global memory. ROW: one scale a row, applied once at the end; else
 // block (TQ2_0) or group scales, applied a block at a time.
-template <bool ROW, bool SMEMQ>
+template <bool ROW>
 struct TqTile {
   const u8* w;
   const float* scales;
@@ -528,10 +541,7 @@ struct TqTile {
 #pragma unroll
     for (int p = 0; p < 4; p++) {
       int4 a = make_int4(0, 0, 0, 0);
-      if (g < nt) {
-        if (SMEMQ) a = lds128(q + at + p * 512);
-        else a = __ldg((const int4*)(q + (t0 + g) * kq + at + p * 512));
-      }
+      if (g < nt) a = __ldg((const int4*)(q + (t0 + g) * kq + at + p * 512));
       if (!ROW) sa = __dp4a(a.w, 0x01010101, __dp4a(a.z, 0x01010101, __dp4a(a.y, 0x01010101, __dp4a(a.x, 0x01010101, sa))));
       const u32 m = 0x03030303u << (2 * p);
       mma_u8s8(d[p], wv[0][0] & m, wv[1][0] & m, wv[0][1] & m, wv[1][1] & m, a.x, a.y);
@@ -576,10 +586,10 @@ struct TqTile {
     }
   }
 
-  // This lane's four partial results: ROW the integer Σ c·a (as int bits), else the float sums.
+  // This lane's four results before scaling: ROW the integer Σ c·a, else the float sums' bits.
   __device__ __forceinline__ int part(int o) const { return ROW ? comb[o] : __float_as_int(facc[o]); }
 
-  // Writes results from this lane's four partial results (summed over the k-split by the caller):
+  // Writes this lane's four results:
   // ROW: f32(isum - Σa)·scale / s exactly as the CPU; else Σ / s. tot[t] is token t's Σa (ROW).
   __device__ __forceinline__ void finish(const int (&v)[4], const float* s, const int* tot, float* out) const {
 #pragma unroll
@@ -595,41 +605,20 @@ struct TqTile {
   }
 };
 
-// Sums the k-split partial results of a block's warps in a fixed order (the same bits every run)
-// and writes them: warp w of a block takes tile w / ks, blocks of its k-range part w % ks.
-template <bool ROW, bool SMEMQ>
-__device__ __forceinline__ void tq_tile_reduce(TqTile<ROW, SMEMQ>& tile, int ks, int* red, const float* s, const int* tot, float* out) {
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int v[4];
-#pragma unroll
-  for (int o = 0; o < 4; o++) v[o] = tile.part(o);
-  if (ks > 1) {
-#pragma unroll
-    for (int o = 0; o < 4; o++) red[(warp * 32 + lane) * 4 + o] = v[o];
-    __syncthreads();
-    if (warp % ks != 0) return;
-    for (int j = 1; j < ks; j++) {
-#pragma unroll
-      for (int o = 0; o < 4; o++) {
-        const int x = red[((warp + j) * 32 + lane) * 4 + o];
-        if (ROW) v[o] += x;
-        else v[o] = __float_as_int(__int_as_float(v[o]) + __int_as_float(x));
-      }
-    }
-  }
-  tile.finish(v, s, tot, out);
-}
-
-// Several tokens (or one whose weights exceed half the L2) after bn_tq_quantize: blocks of
-// TQ_WARPS warps, one 16-row tile each; grid y over chunks of 8 tokens.
+// Several tokens after bn_tq_quantize: blocks of TQ_WARPS warps, one 16-row tile each; grid y over
+// chunks of 8 tokens. (For one token the dp4a kernels are faster: a 16-row tile leaves too few
+// warps to keep the weight stream busy, and 7 of the 8 token columns would be idle.)
 template <bool ROW>
 __device__ __forceinline__ void tq_mma(const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, const i8* q, const float* s, const int* sums, i64 m, float* out) {
   const i64 r0 = ((i64)blockIdx.x * TQ_WARPS + (threadIdx.x >> 5)) * 16;
   if (r0 >= n) return;  // whole warps leave together (no barrier follows: ks is 1)
   for (i64 t0 = (i64)blockIdx.y * 8; t0 < m; t0 += (i64)gridDim.y * 8) {
-    TqTile<ROW, false> tile(w, scales, fmt, mode, gb, n, nb, q, t0, (int)(m - t0 < 8 ? m - t0 : 8), r0);
+    TqTile<ROW> tile(w, scales, fmt, mode, gb, n, nb, q, t0, (int)(m - t0 < 8 ? m - t0 : 8), r0);
     tile.run(0, nb);
-    tq_tile_reduce(tile, 1, nullptr, s, sums, out);
+    int v[4];
+#pragma unroll
+    for (int o = 0; o < 4; o++) v[o] = tile.part(o);
+    tile.finish(v, s, sums, out);
   }
 }
 
@@ -638,43 +627,46 @@ extern "C" __global__ void __launch_bounds__(32 * TQ_WARPS, 4) bn_tq_mma(const u
   else tq_mma<false>(w, scales, fmt, mode, gb, n, nb, q, s, sums, m, out);
 }
 
-// One token, one launch (decoding): each block of GEMV1_WARPS warps quantizes x into shared memory
-// itself (bn_tq_quantize's arithmetic: every block gets the same codes, scale and Σa) while its
-// first weights are in flight, then takes tiles_per_block 16-row tiles, each split over
-// ks = GEMV1_WARPS / tiles_per_block warps along k (so that even a few rows keep every SM busy).
-// Dynamic shared memory: tq_row_bytes(nb) bytes of codes.
+// One token, one launch (decoding): each block quantizes x into shared memory itself (the same
+// arithmetic as bn_tq_quantize, so every block gets the same codes and scale) and then takes a
+// contiguous range of rows, GEMV1_R a warp at a time (dp4a, codes masked in place). Each warp
+// issues the loads of its first rows' weights before anything else: launched as a programmatic
+// dependent (sm_90), a block starts while the previous kernel drains and waits for it only
+// before reading x, so the weight stream runs under the previous kernel's tail and under the
+// quantization. One block of 16 warps an SM (not two of 8: half the repeated quantization, and
+// 8192 values stay in registers while it runs). rows_per_block is a multiple of
+// GEMV1_WARPS·GEMV1_R. Dynamic shared memory: tq_row_bytes(nb) bytes of codes, then
+// tq_row_bytes(nb) / 64 ints: each piece's sum of codes.
+#define GEMV1_R 4
 #define GEMV1_WARPS 16
 template <bool ROW>
-__device__ __forceinline__ void tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, int tiles_per_block, float* out) {
+__device__ __forceinline__ void tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, i64 rows_per_block, float* out) {
   extern __shared__ int4 tq_dyn[];
   i8* qs = (i8*)tq_dyn;
   __shared__ u32 sh[GEMV1_WARPS];
   __shared__ float s_sh;
-  __shared__ int tot_sh;
-  __shared__ int red[GEMV1_WARPS * 32 * 4];
   const int warp = threadIdx.x >> 5;
-  const int ks = GEMV1_WARPS / tiles_per_block;
-  const i64 r0 = ((i64)blockIdx.x * tiles_per_block + warp / ks) * 16;
-  const int part = warp % ks;
-  const i64 b_begin = nb * part / ks, b_end = nb * (part + 1) / ks;
-  TqTile<ROW, true> tile(w, scales, fmt, mode, gb, n, nb, qs, 0, 1, r0);
-  // The first MMA_U blocks' weights are requested before quantizing.
-  u32 wv[MMA_U][2][4];
-#pragma unroll
-  for (int u = 0; u < MMA_U; u++)
-    if (b_begin + u < b_end) tile.load(b_begin + u, wv[u]);
-  const float sc = tq_quantize_row<32 * GEMV1_WARPS, 2>(x, dt, 0, k, nb, qs, &tot_sh, sh);
+  const i64 group = GEMV1_WARPS * GEMV1_R;  // rows of one pass of the block
+  const i64 r_begin = (i64)blockIdx.x * rows_per_block;
+  const i64 r_end = r_begin + rows_per_block < n ? r_begin + rows_per_block : n;
+  TqWarp<1, GEMV1_R, 4, ROW, true> first(w, scales, fmt, mode, gb, n, nb, qs, &s_sh, 0, 1, r_begin + (i64)warp * GEMV1_R);
+  first.load(0);
+#if __CUDA_ARCH__ >= 900
+  // The weights are never written by a kernel: only x and out wait for the previous one.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+  const float sc = tq_quantize_row<32 * GEMV1_WARPS, 2>(x, dt, 0, k, nb, qs, (int*)(qs + tq_row_bytes(nb)), nullptr, sh);
   if (threadIdx.x == 0) s_sh = sc;
   __syncthreads();
-#pragma unroll
-  for (int u = 0; u < MMA_U; u++)
-    if (b_begin + u < b_end) tile.use(b_begin + u, wv[u]);
-  tile.run(b_begin + MMA_U < b_end ? b_begin + MMA_U : b_end, b_end);  // (at most MMA_FOLD + MMA_U blocks between folds)
-  if (ROW) tile.fold();
-  tq_tile_reduce(tile, ks, red, &s_sh, &tot_sh, out);
+  first.use(0);
+  first.stream(32 * 4);
+  first.finish(out);
+  for (i64 r0 = r_begin + group + (i64)warp * GEMV1_R; r0 < r_end; r0 += group) tq_rows<1, GEMV1_R, 4, ROW, true>(w, scales, fmt, mode, gb, n, nb, qs, &s_sh, 0, 1, r0, out);
 }
 
-extern "C" __global__ void __launch_bounds__(32 * GEMV1_WARPS, 1) bn_tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, int tiles_per_block, float* out) {
-  if (mode < 2) tq_gemv1<true>(x, dt, w, scales, fmt, mode, gb, n, nb, k, tiles_per_block, out);
-  else tq_gemv1<false>(x, dt, w, scales, fmt, mode, gb, n, nb, k, tiles_per_block, out);
+extern "C" __global__ void __launch_bounds__(32 * GEMV1_WARPS, 1) bn_tq_gemv1(const void* x, int dt, const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, i64 k, i64 rows_per_block, float* out) {
+  if ((i64)blockIdx.x * rows_per_block >= n) return;  // the whole block leaves
+  if (mode < 2) tq_gemv1<true>(x, dt, w, scales, fmt, mode, gb, n, nb, k, rows_per_block, out);
+  else tq_gemv1<false>(x, dt, w, scales, fmt, mode, gb, n, nb, k, rows_per_block, out);
 }
