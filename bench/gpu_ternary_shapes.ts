@@ -4,7 +4,7 @@
 // checks, the output's allocation, two kernel launches). An elementwise add of 1024 floats shows
 // the floor of a one-launch op. Each shape runs through every kernel path of the device in the
 // same run (zig/gpu/door.zig tq_path): the library's choice, no tensor cores (the dp4a kernels of
-// devices before sm_80), no one-launch GEMV, the one-launch GEMV wherever it fits.
+// devices before sm_80), no one-launch GEMV.
 // Run on a machine with a CUDA device: `bun bench/gpu_ternary_shapes.ts`.
 import * as bn from "../src/index.ts";
 import { check, sym } from "../src/native.ts";
@@ -21,7 +21,6 @@ const PATHS = [
   [0, "auto"],
   [1, "no tensor cores"],
   [2, "no one-launch GEMV"],
-  [3, "one-launch GEMV"],
 ] as const;
 for (const [n, k] of [[8192, 8192], [32768, 8192], [8192, 32768]] as [number, number][]) {
   const wf = bn.randn([n, k], { seed: 4 });
@@ -32,7 +31,6 @@ for (const [n, k] of [[8192, 8192], [32768, 8192], [8192, 32768]] as [number, nu
   for (const b of [1, 4, 16, 64]) {
     const x = bn.randn([b, k], { seed: 5, device: "cuda" });
     for (const [path, name] of PATHS) {
-      if (b > 1 && path === 3) continue; // (the one-launch GEMV is for one token)
       check(sym.bn_cuda_debug_tq_path(path), "bench");
       const full = perCall(() => bn.quant.ternaryMatmul(x, w).dispose());
       const host = perCall(() => bn.quant.ternaryMatmul(x, w).dispose(), true);

@@ -160,12 +160,11 @@ describe("CUDA products", () => {
   });
 
   // Every kernel path on this device (zig/gpu/door.zig tq_path): automatic; no tensor cores (the
-  // kernels of devices before sm_80); no one-launch GEMV; the one-launch GEMV wherever it fits.
+  // kernels of devices before sm_80); no one-launch GEMV.
   const TQ_PATHS = [
     [0, "automatic"],
     [1, "no tensor cores"],
     [2, "no one-launch GEMV"],
-    [3, "one-launch GEMV wherever it fits"],
   ] as const;
   for (const [path, name] of TQ_PATHS) {
     test.if(present)(`ternaryMatmul on the GPU equals the CPU's (formats, scales, dtypes, token counts): ${name}`, () => {

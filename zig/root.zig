@@ -244,8 +244,8 @@ export fn bn_cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyop
 
 /// Which ternary matmul kernels later CUDA calls use, for tests and benchmarks that run every
 /// path on one device: 0 automatic (several tokens on the tensor cores from sm_80; one token
-/// through the one-launch GEMV while its weights fit in half the L2), 1 no tensor cores, 2 no
-/// one-launch GEMV, 3 the one-launch GEMV for every single token it fits. Process-wide.
+/// through the one-launch GEMV where its row fits in shared memory), 1 no tensor cores, 2 no
+/// one-launch GEMV. Process-wide.
 export fn bn_cuda_debug_tq_path(path: u32) i32 {
     return gpu_door.cuda_debug_tq_path(path);
 }

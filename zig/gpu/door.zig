@@ -466,9 +466,7 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
     };
     const nb = (kk + 255) / 256;
     const row_bytes = (nb + 7) / 8 * 2048; // ternary.cu tq_row_bytes
-    const weight_bytes = nn * nb * @as(usize, if (c.f == .i2) 64 else 66);
     const dev_info = cuda.info(i).?;
-    const l2: usize = @intCast(@max(dev_info.l2_bytes, 0));
     const xp = x orelse return fail(.invalid_argument, "{s}: null activations", .{op});
     const wp = w orelse return fail(.invalid_argument, "{s}: null weights", .{op});
     const fmt: c_int = if (f == .i2) 2 else 0;
@@ -476,13 +474,13 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
     const gb: i64 = if (f == .i2 and scale_mode == 2) long(g / 256) else 1;
     // Several tokens on the tensor cores (ternary.cu bn_tq_mma) from sm_80 on; dp4a before.
     const tensor = dev_info.cc_major >= 8 and tq_path != 1 and mm > 1;
-    if (mm == 1 and row_bytes + row_bytes / 16 <= 48 * 1024 and tq_path != 2 and (tq_path == 3 or weight_bytes <= l2 / 2)) {
+    if (mm == 1 and row_bytes + row_bytes / 16 <= 48 * 1024 and tq_path != 2) {
         // One token: one launch that quantizes in shared memory (ternary.cu bn_tq_gemv1) with its
         // first weights already in flight (a programmatic dependent launch on sm_90: they load
         // while the previous kernel drains), one block of 16 warps an SM, each a contiguous range
-        // of rows (a multiple of 64: 16 warps × 4 rows). Only while the weights fit in half the L2:
-        // on the H100 the two-kernel path streams larger ones faster (32768 × 8192: 33.1 against
-        // 36.4 µs, bench/gpu_ternary_shapes.ts).
+        // of rows (a multiple of 64: 16 warps × 4 rows). On the H100 (bench/gpu_ternary_shapes.ts)
+        // 8192² takes 7.0 µs a call against 16.5 through the two kernels, 8192 × 32768 33.2
+        // against 42.6, 32768 × 8192 the same 33.3.
         const gf = switch (cudaKernel(device, .tq_gemv1, op)) {
             .ok => |v| v,
             .err => |e| return e,
@@ -527,12 +525,11 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
 
 /// Which ternary kernels later calls use (tests and benchmarks run each path on one device):
 /// 0 the choice above; 1 no tensor cores (the kernels of devices before sm_80); 2 no one-launch
-/// GEMV (a single token through the quantize kernel and bn_tq_matmul1); 3 the one-launch GEMV for
-/// every single token it fits, whatever the L2.
+/// GEMV (a single token through the quantize kernel and bn_tq_matmul1).
 pub var tq_path: u32 = 0;
 
 pub fn cuda_debug_tq_path(path: u32) i32 {
-    if (path > 3) return fail(.invalid_argument, "ternary kernel path {d} (0 to 3)", .{path});
+    if (path > 2) return fail(.invalid_argument, "ternary kernel path {d} (0 to 2)", .{path});
     tq_path = path;
     return ok();
 }
