@@ -3,6 +3,8 @@
 //!   zig build                      host library into zig-out/lib (-Doptimize=fast unless told otherwise)
 //!   zig build test                 Zig unit tests (host; every SIMD level this CPU can run)
 //!   zig build prebuilt -p .        cross-compile the four shipped libraries into ./prebuilds/<platform>-<arch>/
+//!                                  (and the Metal shim, libbitnet_metal.dylib, beside the two macOS ones)
+//!   zig build metal-shim -p DIR    the Metal shim alone, for both macOS architectures
 //!
 //! Kernels are written once (zig/cpu/*.zig) and compiled once per ISA level as separate objects,
 //! each with its own CPU model; zig/root.zig picks one table at load time (see zig/cpu/kernels.zig).
@@ -103,6 +105,15 @@ fn engineLibrary(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.
     });
 }
 
+/// The Metal shim (metal/shim.m, C ABI in metal/bn_metal.h): Objective-C through the runtime
+/// alone (frameworks opened with dlopen), so it cross-compiles from any host to a Mach-O dylib. It
+/// runs only on macOS, beside the engine (zig/gpu/metal.zig opens it).
+fn metalShim(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.Optimize) *std.Build.Step.Compile {
+    const mod = b.createModule(.{ .target = target, .optimize = optimize, .link_libc = true });
+    mod.addCSourceFile(.{ .file = b.path("metal/shim.m"), .flags = &.{ "-fno-objc-arc", "-Wall", "-Wextra", "-Werror" } });
+    return b.addLibrary(.{ .name = "bitnet_metal", .linkage = .dynamic, .root_module = mod });
+}
+
 /// A test run that is never answered from the cache, so every invocation reports its counts.
 fn alwaysRun(b: *std.Build, t: *std.Build.Step.Compile) *std.Build.Step.Run {
     const run = b.addRunArtifact(t);
@@ -115,6 +126,7 @@ pub fn build(b: *std.Build) void {
     const optimize = b.option(std.builtin.Optimize, "optimize", "Optimization mode (default fast)") orelse .fast;
 
     b.installArtifact(engineLibrary(b, target, optimize));
+    if (target.result.os.tag == .macos) b.installArtifact(metalShim(b, target, optimize));
 
     // --- prebuilt libraries shipped in the npm package -------------------------------------------
     const prebuilt = b.step("prebuilt", "Cross-compile the shipped libraries into <prefix>/prebuilds/<platform>-<arch>/");
@@ -132,6 +144,24 @@ pub fn build(b: *std.Build) void {
             .dylib_symlinks = false,
         });
         prebuilt.dependOn(&install.step);
+        if (p.query.os_tag == .macos) {
+            const shim = metalShim(b, b.resolveTargetQuery(p.query), optimize);
+            shim.root_module.strip = true;
+            prebuilt.dependOn(&b.addInstallArtifact(shim, .{
+                .dest_dir = .{ .override = .{ .custom = b.fmt("prebuilds/{s}", .{p.dir}) } },
+                .dylib_symlinks = false,
+            }).step);
+        }
+    }
+
+    // `zig build metal-shim`: the shim alone for both macOS architectures (a build check here).
+    const shim_step = b.step("metal-shim", "Cross-compile the Metal shim into <prefix>/metal/<platform>-<arch>/");
+    for (platforms) |p| {
+        if (p.query.os_tag != .macos) continue;
+        shim_step.dependOn(&b.addInstallArtifact(metalShim(b, b.resolveTargetQuery(p.query), optimize), .{
+            .dest_dir = .{ .override = .{ .custom = b.fmt("metal/{s}", .{p.dir}) } },
+            .dylib_symlinks = false,
+        }).step);
     }
 
     // --- tests ---------------------------------------------------------------------------------

@@ -64,7 +64,37 @@ export interface CudaCapabilities {
   kernels: "not built" | "compiled" | "cache";
 }
 
+/**
+ * What `deviceCapabilities("metal")` reports for a Mac's GPU (through the Metal shim, metal/).
+ * On Metal so far: transfers, `matmul` in f32/f16 (MPS); other ops throw DeviceError naming
+ * themselves (move such work with `toCpu()`).
+ */
+export interface MetalCapabilities {
+  device: "metal";
+  kind: "metal";
+  name: string;
+  /** recommendedMaxWorkingSetSize and maxBufferLength, in bytes. */
+  memory: { recommendedWorkingSet: number; maxBuffer: number };
+  /** Whether the GPU shares memory with the CPU (Apple silicon). */
+  unifiedMemory: boolean;
+}
+
 let cudaCache: { count: number; driver: number; reason: string } | undefined;
+let metalCache: { present: boolean; index: number; reason: string } | undefined;
+
+/** The Metal device (macOS, the shim opened on first use, never required) and the engine's index for it. */
+export function metalState(): { present: boolean; index: number; reason: string } {
+  if (metalCache === undefined) {
+    check(sym.bn_metal_info(-1), "devices");
+    metalCache = { present: mb[MB.info] === 1, index: mb[MB.info + 1]!, reason: lastMessage() };
+  }
+  return metalCache;
+}
+
+/** Whether engine device index `i` is the Metal device. */
+export function isMetalIndex(i: number): boolean {
+  return i !== 0 && i === metalState().index;
+}
 
 /** CUDA devices found at run time (the driver is opened on first use, never required). */
 export function cudaState(): { count: number; driver: number; reason: string } {
@@ -75,17 +105,22 @@ export function cudaState(): { count: number; driver: number; reason: string } {
   return cudaCache;
 }
 
-/** The device string of engine device index `i`: 0 "cpu", 1 "cuda", 1 + k "cuda:k". */
+/** The device string of engine device index `i`: 0 "cpu", 1 "cuda", 1 + k "cuda:k", the Metal index "metal". */
 export function deviceName(i: number): string {
-  return i === 0 ? "cpu" : i === 1 ? "cuda" : `cuda:${i - 1}`;
+  return i === 0 ? "cpu" : i === 1 ? "cuda" : isMetalIndex(i) ? "metal" : `cuda:${i - 1}`;
 }
 
 /**
- * The engine device index of a device string ("cpu", "cuda" = "cuda:0", "cuda:1", ...).
- * @throws DeviceError naming the devices present, and why CUDA is absent when it is.
+ * The engine device index of a device string ("cpu", "cuda" = "cuda:0", "cuda:1", ..., "metal").
+ * @throws DeviceError naming the devices present, and why CUDA or Metal is absent when it is.
  */
 export function parseDevice(device: string | undefined, op: string): number {
   if (device === undefined || device === "cpu") return 0;
+  if (device === "metal" || device === "metal:0") {
+    const { present, index, reason } = metalState();
+    if (present) return index;
+    throw new DeviceError(op, `device ${show(device)} is not available: ${reason}`);
+  }
   const m = typeof device === "string" ? /^cuda(?::(\d+))?$/.exec(device) : null;
   if (m) {
     const k = m[1] === undefined ? 0 : Number(m[1]);
@@ -96,10 +131,13 @@ export function parseDevice(device: string | undefined, op: string): number {
   throw new DeviceError(op, `unknown device ${show(device)} (present: ${devices().join(", ")}; devices are "cpu", "cuda", "cuda:N", "metal")`);
 }
 
-/** Devices present: "cpu", then "cuda", "cuda:1", ... for each NVIDIA GPU the driver reports. */
+/**
+ * Devices present: "cpu", then "cuda", "cuda:1", ... for each NVIDIA GPU the driver reports, then
+ * "metal" on a Mac whose Metal shim loads.
+ */
 export function devices(): string[] {
   const { count } = cudaState();
-  return ["cpu", ...Array.from({ length: count }, (_, k) => deviceName(1 + k))];
+  return ["cpu", ...Array.from({ length: count }, (_, k) => deviceName(1 + k)), ...(metalState().present ? ["metal"] : [])];
 }
 
 /**
@@ -119,14 +157,27 @@ export function autoSelectDevice(): string {
  */
 export function synchronize(device = "cuda"): void {
   const idx = parseDevice(device, "synchronize");
-  if (idx > 0) check(sym.bn_cuda_synchronize(idx), "synchronize");
+  if (isMetalIndex(idx)) check(sym.bn_metal_synchronize(), "synchronize");
+  else if (idx > 0) check(sym.bn_cuda_synchronize(idx), "synchronize");
 }
 
 /** SIMD level, cores, caches (CPU) or the GPU's facts for a device (default "cpu"). */
 export function deviceCapabilities(device?: "cpu"): CpuCapabilities;
-export function deviceCapabilities(device: string): CpuCapabilities | CudaCapabilities;
-export function deviceCapabilities(device = "cpu"): CpuCapabilities | CudaCapabilities {
+export function deviceCapabilities(device: "metal"): MetalCapabilities;
+export function deviceCapabilities(device: string): CpuCapabilities | CudaCapabilities | MetalCapabilities;
+export function deviceCapabilities(device = "cpu"): CpuCapabilities | CudaCapabilities | MetalCapabilities {
   const idx = parseDevice(device, "deviceCapabilities");
+  if (isMetalIndex(idx)) {
+    check(sym.bn_metal_info(0), "deviceCapabilities");
+    const i = MB.info;
+    return {
+      device: "metal",
+      kind: "metal",
+      name: lastMessage(),
+      memory: { recommendedWorkingSet: mb[i]!, maxBuffer: mb[i + 1]! },
+      unifiedMemory: mb[i + 2] === 1,
+    };
+  }
   if (idx > 0) {
     check(sym.bn_cuda_info(idx - 1), "deviceCapabilities");
     const i = MB.info;

@@ -32,7 +32,7 @@ export { concat, stack, split } from "./ops/join.ts";
 export { take } from "./ops/gather.ts";
 export { type DType, type DataArray, DTYPES, promoteTypes } from "./dtype.ts";
 export { memory, type MemoryStats, type LiveAllocation } from "./memory.ts";
-export { devices, autoSelectDevice, deviceCapabilities, setSimdLevel, synchronize, type CpuCapabilities, type CudaCapabilities } from "./device.ts";
+export { devices, autoSelectDevice, deviceCapabilities, setSimdLevel, synchronize, type CpuCapabilities, type CudaCapabilities, type MetalCapabilities } from "./device.ts";
 export {
   BitNetError,
   ShapeError,

@@ -34,7 +34,8 @@ describe("shipping", () => {
     expect(pack.code).toBe(0);
     tarball = join(out, readdirSync(out).find((f) => f.endsWith(".tgz"))!);
     const list = run(["tar", "tzf", tarball], out).out;
-    for (const p of ["linux-x64/libbitnet.so", "linux-arm64/libbitnet.so", "darwin-x64/libbitnet.dylib", "darwin-arm64/libbitnet.dylib"]) {
+    // (the macOS engines with the Metal shim beside them, metal/README.md)
+    for (const p of ["linux-x64/libbitnet.so", "linux-arm64/libbitnet.so", "darwin-x64/libbitnet.dylib", "darwin-arm64/libbitnet.dylib", "darwin-x64/libbitnet_metal.dylib", "darwin-arm64/libbitnet_metal.dylib"]) {
       expect(list).toContain(`package/prebuilds/${p}`);
     }
     expect(list).not.toContain("package/zig/");

@@ -1,10 +1,12 @@
-//! Memory pools by the engine's device index: 0 is the CPU pool, 1 + i is CUDA device i (a pool
-//! of the same HybridMemoryPool code over device memory, made on first use). `AnyPool` gives
-//! every pool one interface, so the exports in root.zig do not care which device they serve.
+//! Memory pools by the engine's device index: 0 is the CPU pool, 1 + i is CUDA device i, and
+//! `metal_device` (after the CUDA indices) the Metal device of a Mac: each a pool of the same
+//! HybridMemoryPool code over the device's memory, made on first use. `AnyPool` gives every pool
+//! one interface, so the exports in root.zig do not care which device they serve.
 const std = @import("std");
 const os = @import("os.zig");
 const pool_mod = @import("pool.zig");
 const cuda = @import("gpu/cuda.zig");
+const metal = @import("gpu/metal.zig");
 
 pub const AnyPool = struct {
     ctx: *anyopaque,
@@ -84,13 +86,41 @@ fn GpuPool(comptime i: usize) type {
     };
 }
 
+/// The engine's index of the Metal device (one a Mac), after the CUDA devices'.
+pub const metal_device: u32 = 1 + cuda.max_devices;
+
+/// Whether engine device `device` is the Metal device (present or not).
+pub fn isMetal(device: u32) bool {
+    return device == metal_device;
+}
+
+const MetalPool = struct {
+    const P = pool_mod.Pool(metal.Backing);
+    var pool: P = undefined;
+    var ready = std.atomic.Value(bool).init(false);
+    var lock: os.Lock = .{};
+    fn get() AnyPool {
+        if (!ready.load(.acquire)) {
+            lock.lock();
+            defer lock.unlock();
+            if (!ready.load(.monotonic)) {
+                pool = P.init(std.heap.c_allocator);
+                ready.store(true, .release);
+            }
+        }
+        return AnyPool.of(P, &pool);
+    }
+};
+
 /// Whether engine device `device` is a CUDA device (and which), without opening the driver.
 pub fn cudaIndex(device: u32) ?usize {
     return if (device >= 1 and device <= cuda.max_devices) device - 1 else null;
 }
 
-/// The pool of a CUDA device index (1 + i), or null when that device is not present.
+/// The pool of a GPU's engine index (1 + i for cuda:i, `metal_device`), or null when that device
+/// is not present.
 pub fn gpuPool(device: u32) ?AnyPool {
+    if (isMetal(device)) return if (metal.present()) MetalPool.get() else null;
     const i = cudaIndex(device) orelse return null;
     if (i >= cuda.deviceCount()) return null;
     switch (i) {

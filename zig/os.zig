@@ -216,6 +216,23 @@ pub fn dlsym(lib: *anyopaque, name: [*:0]const u8) ?*anyopaque {
     return c.dlsym(lib, name);
 }
 
+/// <dlfcn.h> Dl_info and dladdr (macOS libSystem).
+const DlInfo = extern struct { fname: [*:0]const u8, fbase: ?*anyopaque, sname: ?[*:0]const u8, saddr: ?*anyopaque };
+extern "c" fn dladdr(addr: *const anyopaque, info: *DlInfo) c_int;
+
+/// The path of the shared library (or executable) that holds this code, written into buf, or null
+/// where the loader cannot say (only asked on macOS, where the Metal shim sits beside the engine).
+pub fn selfPath(buf: []u8) ?[:0]const u8 {
+    if (comptime !builtin.os.tag.isDarwin()) return null;
+    var info: DlInfo = undefined;
+    if (dladdr(@ptrCast(&selfPath), &info) == 0) return null;
+    const name = std.mem.span(info.fname);
+    if (name.len + 1 > buf.len) return null;
+    @memcpy(buf[0..name.len], name);
+    buf[name.len] = 0;
+    return buf[0..name.len :0];
+}
+
 /// A whole file (at most `max` bytes) read into memory from `gpa` (free with `gpa.free`), or null
 /// when it is missing, unreadable, empty or larger than `max`.
 pub fn readFile(gpa: std.mem.Allocator, path: [*:0]const u8, max: usize) ?[]u8 {

@@ -30,6 +30,7 @@ const door = @import("door.zig");
 const math_door = @import("door_math.zig");
 const train_door = @import("door_train.zig");
 const gpu_door = @import("gpu/door.zig");
+const metal_door = @import("gpu/metal_door.zig");
 const fail = door.fail;
 const ok = door.ok;
 const mailbox = door.mailbox;
@@ -125,6 +126,11 @@ export fn bn_alloc(device: u32, nbytes: f64, zero: u32) i32 {
                 p.free(ptr) catch {};
                 return fail(.internal, "alloc: zeroing {d} bytes on cuda:{d} failed: {s}", .{ n, i, cuda.errorName(f.code) });
             }
+        } else if (devices.isMetal(device)) {
+            if (metal_door.zero(ptr, n)) |st| {
+                p.free(ptr) catch {};
+                return st;
+            }
         } else @memset(ptr[0..n], 0);
     }
     mailbox().f[mb.out] = @floatFromInt(@intFromPtr(ptr));
@@ -178,7 +184,8 @@ export fn bn_cuda_info(index: i32) i32 {
 }
 
 /// Copies `nbytes` contiguous bytes from `src` on engine device `src_dev` to `dst` on `dst_dev`
-/// (0 = host memory, 1 + i = cuda:i): host to device, device to host, device to device (also
+/// (0 = host memory, 1 + i = cuda:i, the Metal index of bn_metal_info: after its queue has
+/// finished, Metal memory is host memory): host to device, device to host, device to device (also
 /// across devices) and host to host. Returns when the copy is complete, except host→device copies
 /// of 4 MiB or more (through pinned staging, zig/gpu/door.zig): they return once queued, the
 /// source already copied out, and complete in stream order before any later kernel or copy.
@@ -240,6 +247,27 @@ export fn bn_cuda_matmul(device: u32, out: ?*anyopaque, out_dtype: u32, a: ?*con
 /// formats tq2_0 and i2 (tq1_0 is refused). The int8 activations live in pool workspace.
 export fn bn_cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, x_dtype: u32, w: ?*const anyopaque, scales: ?*const anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64) i32 {
     return gpu_door.cuda_ternary_matmul(device, out, x, x_dtype, w, scales, format, scale_mode, m, n, k, x_stride, group);
+}
+
+/// The Metal device (macOS, through the shim metal/shim.m, opened at run time): with index < 0,
+/// info[0] = 1 when present else 0 (the message says why), info[1] = its engine device index;
+/// with index 0, info[0..3] = recommended working set bytes, largest buffer bytes, unified memory
+/// (1/0), and the message holds the device's name.
+export fn bn_metal_info(index: i32) i32 {
+    return metal_door.metal_info(index);
+}
+
+/// Waits until the work queued on the Metal device has finished; `internal` with Metal's
+/// description when a command buffer failed.
+export fn bn_metal_synchronize() i32 {
+    return metal_door.metal_synchronize();
+}
+
+/// bn_cuda_matmul's arguments and layout on the Metal device, through MPS
+/// (MPSMatrixMultiplication): f32 or f16, the result in the operands' dtype; operands' matrices
+/// row- or column-contiguous, the result's rows contiguous; one MPS product a batch item.
+export fn bn_metal_matmul(device: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
+    return metal_door.metal_matmul(device, out, out_dtype, a, b, in_dtype, ndim);
 }
 
 /// Which ternary matmul kernels later CUDA calls use, for tests and benchmarks that run every
@@ -562,6 +590,8 @@ test {
     _ = pool_mod;
     _ = features;
     _ = @import("gpu/cublas.zig");
+    _ = @import("gpu/metal.zig");
+    _ = metal_door;
 }
 
 test "cuda is found at run time, never required" {

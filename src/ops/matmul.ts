@@ -19,6 +19,7 @@
 import { type DType, dtypeInfo, promoteTypes } from "../dtype.ts";
 import { DTypeError, DeviceError, ShapeError, fmtShape } from "../errors.ts";
 import { check, putLayout, sym } from "../native.ts";
+import { isMetalIndex } from "../device.ts";
 import { broadcastShapes, broadcastStrides, contiguousStrides } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { mul } from "./elementwise.ts";
@@ -81,14 +82,15 @@ function gemm(op: string, a: Tensor, b: Tensor, rd: DType, device: number, layou
   }
 }
 
-/** The GPU product (cuBLAS): the result is written in the operands' dtype directly. */
+/** The GPU product (cuBLAS; MPS on Metal): the result is written in the operands' dtype directly. */
 function gemmCuda(op: string, a: Tensor, b: Tensor, rd: DType, device: number, layout: number[], sa: number[], sb: number[], resultShape: number[], so: number[], what: string): Tensor {
   const k = layout[layout.length - 1]!;
   const out = Tensor._alloc(resultShape, dtypeInfo(rd), device, op, k === 0);
   try {
     if (out._size > 0 && k > 0) {
       putLayout(layout, so, sa, sb);
-      check(sym.bn_cuda_matmul(device, out._addr(op), out._dt.code, a._addr(op), b._addr(op), a._dt.code, layout.length), op, what);
+      const run = isMetalIndex(device) ? sym.bn_metal_matmul : sym.bn_cuda_matmul;
+      check(run(device, out._addr(op), out._dt.code, a._addr(op), b._addr(op), a._dt.code, layout.length), op, what);
     }
     return out;
   } catch (e) {

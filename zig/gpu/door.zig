@@ -7,6 +7,7 @@ const args_mod = @import("../cpu/args.zig");
 const devices = @import("../devices.zig");
 const cuda = @import("cuda.zig");
 const cublas = @import("cublas.zig");
+const metal_door = @import("metal_door.zig");
 const door = @import("../door.zig");
 const math_door = @import("../door_math.zig");
 const fail = door.fail;
@@ -22,6 +23,7 @@ const getEngine = door.getEngine;
 
 /// The CUDA kernel `k` of engine device `device` and its index, or an error status.
 pub fn cudaKernel(device: u32, k: cuda.Kernel, op: []const u8) union(enum) { ok: struct { i: usize, f: *anyopaque }, err: i32 } {
+    if (devices.isMetal(device)) return .{ .err = noMetalKernel(op) };
     const i = devices.cudaIndex(device) orelse return .{ .err = fail(.device, "{s}: device index {d} is not a CUDA device", .{ op, device }) };
     if (i >= cuda.deviceCount()) return .{ .err = fail(.device, "{s}: cuda:{d} is not present", .{ op, i }) };
     const f = cuda.function(i, k) orelse return .{ .err = fail(.unsupported, "{s}: the CUDA kernels could not be built: {s}", .{ op, cuda.kernelError() }) };
@@ -89,9 +91,11 @@ pub fn memcpy(dst_dev: u32, dst: ?*anyopaque, src_dev: u32, src: ?*const anyopaq
     if (n == 0) return ok();
     const d = dst orelse return fail(.invalid_argument, "memcpy: null destination", .{});
     const s = src orelse return fail(.invalid_argument, "memcpy: null source", .{});
-    const di = devices.cudaIndex(dst_dev);
-    const si = devices.cudaIndex(src_dev);
-    if ((dst_dev != 0 and di == null) or (src_dev != 0 and si == null)) return fail(.device, "memcpy: unknown device index {d} or {d}", .{ dst_dev, src_dev });
+    // The Metal device's memory is host memory once its queue is done (unified memory).
+    if (metal_door.settleForCopy(dst_dev, src_dev)) |st| return st;
+    const di = devices.cudaIndex(metal_door.asHost(dst_dev));
+    const si = devices.cudaIndex(metal_door.asHost(src_dev));
+    if ((metal_door.asHost(dst_dev) != 0 and di == null) or (metal_door.asHost(src_dev) != 0 and si == null)) return fail(.device, "memcpy: unknown device index {d} or {d}", .{ dst_dev, src_dev });
     if ((di != null and di.? >= cuda.deviceCount()) or (si != null and si.? >= cuda.deviceCount())) return fail(.device, "memcpy: cuda device not present", .{});
     const staged = n >= staged_min;
     const r: ?cuda.Failure = if (di == null and si == null) blk: {
@@ -339,7 +343,13 @@ fn queueDtoH(i: usize, st: *cuda.Staging, c: usize, src: u64, n: usize) ?cuda.Fa
 }
 
 /// The CUDA device index of engine device `device`, or an error status.
+/// Metal runs transfers and matmul so far: every other GPU op names itself.
+fn noMetalKernel(op: []const u8) i32 {
+    return fail(.device, "{s}: no Metal kernel yet (on metal: transfers and matmul); move the tensor with toCpu()", .{op});
+}
+
 fn gpuIndex(device: u32, op: []const u8) union(enum) { ok: usize, err: i32 } {
+    if (devices.isMetal(device)) return .{ .err = noMetalKernel(op) };
     const i = devices.cudaIndex(device) orelse return .{ .err = fail(.device, "{s}: device index {d} is not a CUDA device", .{ op, device }) };
     if (i >= cuda.deviceCount()) return .{ .err = fail(.device, "{s}: cuda:{d} is not present", .{ op, i }) };
     return .{ .ok = i };

@@ -1,0 +1,291 @@
+/*
+ * The Metal shim (C ABI in bn_metal.h). Objective-C through the runtime alone: the frameworks and
+ * libobjc are opened with dlopen and every message goes through objc_msgSend cast to the method's
+ * C type, so this file needs no SDK headers and cross-compiles from Linux to a Mach-O dylib
+ * (build.zig: `metal-shim`). It runs only on macOS.
+ *
+ * Ownership follows Cocoa's rules by hand (no ARC): objects from new/alloc/Create are released
+ * here; autoreleased ones live inside an autorelease pool pushed by every entry point.
+ */
+#include "bn_metal.h"
+
+#include <dlfcn.h>
+#include <objc/message.h>
+#include <objc/runtime.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef unsigned long NSUInt; /* NSUInteger on both 64-bit macOS targets */
+
+/* ---- failures ----------------------------------------------------------------------------- */
+
+static __thread char message[512];
+
+static int32_t fail(int32_t status, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+const char* bn_mtl_message(void) { return message; }
+
+int32_t bn_mtl_abi(void) { return BN_MTL_ABI; }
+
+/* ---- the Objective-C runtime, found at run time ---------------------------------------------- */
+
+static Class (*get_class)(const char*);
+static SEL (*sel)(const char*);
+static void* msg_send; /* objc_msgSend: cast to each method's type through MSG */
+static void* (*pool_push)(void);
+static void (*pool_pop)(void*);
+
+/* objc_msgSend as a function of the given result and argument types (after self and _cmd). */
+#define MSG(ret, ...) ((ret(*)(id, SEL, ##__VA_ARGS__))msg_send)
+
+static id cls(const char* name) { return (id)get_class(name); }
+static void release(id o) {
+  if (o) MSG(void)(o, sel("release"));
+}
+
+/* UTF-8 text of an NSString (valid inside the current autorelease pool). */
+static const char* utf8(id s) { return s ? MSG(const char*)(s, sel("UTF8String")) : ""; }
+
+/* ---- the device ----------------------------------------------------------------------------- */
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int32_t init_status = BN_MTL_UNAVAILABLE;
+static char init_message[512];
+static bn_mtl_info dev_info;
+static id device;        /* MTLDevice (retained) */
+static id queue;         /* MTLCommandQueue (retained) */
+static BOOL (*mps_supports)(id);
+
+static void init_once(void) {
+  void* objc = dlopen("/usr/lib/libobjc.A.dylib", RTLD_NOW | RTLD_GLOBAL);
+  if (!objc) {
+    snprintf(init_message, sizeof init_message, "libobjc could not be opened: %s", dlerror());
+    return;
+  }
+  get_class = (Class(*)(const char*))dlsym(objc, "objc_getClass");
+  sel = (SEL(*)(const char*))dlsym(objc, "sel_registerName");
+  msg_send = dlsym(objc, "objc_msgSend");
+  pool_push = (void* (*)(void))dlsym(objc, "objc_autoreleasePoolPush");
+  pool_pop = (void (*)(void*))dlsym(objc, "objc_autoreleasePoolPop");
+  if (!get_class || !sel || !msg_send || !pool_push || !pool_pop) {
+    snprintf(init_message, sizeof init_message, "libobjc lacks the runtime functions the shim calls");
+    return;
+  }
+  void* metal = dlopen("/System/Library/Frameworks/Metal.framework/Metal", RTLD_NOW | RTLD_GLOBAL);
+  if (!metal) {
+    snprintf(init_message, sizeof init_message, "Metal.framework could not be opened: %s", dlerror());
+    return;
+  }
+  void* mps = dlopen("/System/Library/Frameworks/MetalPerformanceShaders.framework/MetalPerformanceShaders", RTLD_NOW | RTLD_GLOBAL);
+  if (mps) mps_supports = (BOOL(*)(id))dlsym(mps, "MPSSupportsMTLDevice");
+  id (*create)(void) = (id(*)(void))dlsym(metal, "MTLCreateSystemDefaultDevice");
+  if (!create) {
+    snprintf(init_message, sizeof init_message, "Metal.framework lacks MTLCreateSystemDefaultDevice");
+    return;
+  }
+  void* pool = pool_push();
+  device = create(); /* +1 (the Create rule) */
+  if (!device) {
+    pool_pop(pool);
+    snprintf(init_message, sizeof init_message, "MTLCreateSystemDefaultDevice returned no device (no Metal GPU, or a session without GPU access)");
+    return;
+  }
+  queue = MSG(id)(device, sel("newCommandQueue"));
+  if (!queue) {
+    pool_pop(pool);
+    snprintf(init_message, sizeof init_message, "the Metal device gave no command queue");
+    return;
+  }
+  snprintf(dev_info.name, sizeof dev_info.name, "%s", utf8(MSG(id)(device, sel("name"))));
+  dev_info.recommended_working_set = MSG(uint64_t)(device, sel("recommendedMaxWorkingSetSize"));
+  dev_info.max_buffer = MSG(NSUInt)(device, sel("maxBufferLength"));
+  dev_info.unified = MSG(BOOL)(device, sel("hasUnifiedMemory")) ? 1 : 0;
+  pool_pop(pool);
+  init_status = BN_MTL_OK;
+}
+
+int32_t bn_mtl_init(bn_mtl_info* info) {
+  pthread_once(&once, init_once);
+  if (init_status != BN_MTL_OK) return fail(init_status, "%s", init_message);
+  if (info) *info = dev_info;
+  return BN_MTL_OK;
+}
+
+/* ---- buffers: address ranges back to MTLBuffers --------------------------------------------- */
+
+typedef struct {
+  uintptr_t lo, hi; /* [contents, contents + length) */
+  id buffer;
+} Range;
+
+static pthread_mutex_t ranges_lock = PTHREAD_MUTEX_INITIALIZER;
+static Range* ranges; /* sorted by lo */
+static size_t n_ranges, cap_ranges;
+
+/* Index of the range holding p, or -1 (ranges_lock held). */
+static long find_range(uintptr_t p) {
+  size_t lo = 0, hi = n_ranges;
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (ranges[mid].hi <= p) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < n_ranges && ranges[lo].lo <= p && p < ranges[lo].hi ? (long)lo : -1;
+}
+
+/* The buffer and offset of address p (ranges_lock taken here). */
+static id buffer_of(const void* p, NSUInt* offset) {
+  pthread_mutex_lock(&ranges_lock);
+  const long i = find_range((uintptr_t)p);
+  id b = i < 0 ? nil : ranges[i].buffer;
+  if (i >= 0) *offset = (NSUInt)((uintptr_t)p - ranges[i].lo);
+  pthread_mutex_unlock(&ranges_lock);
+  return b;
+}
+
+void* bn_mtl_alloc(uint64_t bytes, uint64_t alignment) {
+  if (bn_mtl_init(NULL) != BN_MTL_OK) return NULL;
+  if (alignment < 16) alignment = 16;
+  if ((alignment & (alignment - 1)) != 0) {
+    fail(BN_MTL_INVALID, "alignment %llu is not a power of two", (unsigned long long)alignment);
+    return NULL;
+  }
+  const uint64_t total = bytes + alignment;
+  if (bytes == 0 || total < bytes || total > dev_info.max_buffer) {
+    fail(BN_MTL_OUT_OF_MEMORY, "a Metal buffer of %llu bytes is beyond this device's limit of %llu", (unsigned long long)total, (unsigned long long)dev_info.max_buffer);
+    return NULL;
+  }
+  void* pool = pool_push();
+  /* MTLResourceStorageModeShared | MTLResourceCPUCacheModeDefaultCache = 0 */
+  id buf = MSG(id, NSUInt, NSUInt)(device, sel("newBufferWithLength:options:"), (NSUInt)total, (NSUInt)0);
+  const uintptr_t base = buf ? (uintptr_t)MSG(void*)(buf, sel("contents")) : 0;
+  pool_pop(pool);
+  if (!buf || !base) {
+    release(buf);
+    fail(BN_MTL_OUT_OF_MEMORY, "Metal refused a shared buffer of %llu bytes", (unsigned long long)total);
+    return NULL;
+  }
+  pthread_mutex_lock(&ranges_lock);
+  if (n_ranges == cap_ranges) {
+    const size_t cap = cap_ranges ? 2 * cap_ranges : 64;
+    Range* grown = (Range*)realloc(ranges, cap * sizeof(Range));
+    if (!grown) {
+      pthread_mutex_unlock(&ranges_lock);
+      release(buf);
+      fail(BN_MTL_OUT_OF_MEMORY, "no host memory for the buffer table");
+      return NULL;
+    }
+    ranges = grown;
+    cap_ranges = cap;
+  }
+  size_t at = n_ranges;
+  while (at > 0 && ranges[at - 1].lo > base) at--;
+  memmove(ranges + at + 1, ranges + at, (n_ranges - at) * sizeof(Range));
+  ranges[at] = (Range){base, base + (uintptr_t)total, buf};
+  n_ranges++;
+  pthread_mutex_unlock(&ranges_lock);
+  return (void*)((base + alignment - 1) & ~(uintptr_t)(alignment - 1));
+}
+
+int32_t bn_mtl_free(void* p) {
+  pthread_mutex_lock(&ranges_lock);
+  const long i = find_range((uintptr_t)p);
+  if (i < 0) {
+    pthread_mutex_unlock(&ranges_lock);
+    return fail(BN_MTL_INVALID, "%p is not in a live Metal buffer", p);
+  }
+  id buf = ranges[i].buffer;
+  memmove(ranges + i, ranges + i + 1, (n_ranges - (size_t)i - 1) * sizeof(Range));
+  n_ranges--;
+  pthread_mutex_unlock(&ranges_lock);
+  release(buf); /* queued command buffers keep their own references */
+  return BN_MTL_OK;
+}
+
+/* ---- queued work ----------------------------------------------------------------------------- */
+
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static id pending; /* the command buffer being filled (retained), or nil */
+
+/* The command buffer to encode into (queue_lock held, inside an autorelease pool). */
+static id command_buffer(void) {
+  if (!pending) {
+    pending = MSG(id)(queue, sel("commandBuffer"));
+    if (pending) MSG(id)(pending, sel("retain"));
+  }
+  return pending;
+}
+
+int32_t bn_mtl_synchronize(void) {
+  if (bn_mtl_init(NULL) != BN_MTL_OK) return init_status;
+  pthread_mutex_lock(&queue_lock);
+  int32_t st = BN_MTL_OK;
+  if (pending) {
+    void* pool = pool_push();
+    MSG(void)(pending, sel("commit"));
+    MSG(void)(pending, sel("waitUntilCompleted"));
+    const NSUInt status = MSG(NSUInt)(pending, sel("status"));
+    if (status == 5) { /* MTLCommandBufferStatusError */
+      id err = MSG(id)(pending, sel("error"));
+      st = fail(BN_MTL_FAILED, "a Metal command buffer failed: %s", utf8(err ? MSG(id)(err, sel("localizedDescription")) : nil));
+    }
+    pool_pop(pool);
+    release(pending);
+    pending = nil;
+  }
+  pthread_mutex_unlock(&queue_lock);
+  return st;
+}
+
+/* ---- MPS matrix product ---------------------------------------------------------------------- */
+
+static id matrix(const void* p, NSUInt rows, NSUInt cols, NSUInt row_bytes, uint32_t type, const char* which, int32_t* st) {
+  NSUInt offset = 0;
+  id buf = buffer_of(p, &offset);
+  if (!buf) {
+    *st = fail(BN_MTL_INVALID, "gemm: %s (%p) is not in a live Metal buffer", which, p);
+    return nil;
+  }
+  id desc = MSG(id, NSUInt, NSUInt, NSUInt, uint32_t)(cls("MPSMatrixDescriptor"), sel("matrixDescriptorWithRows:columns:rowBytes:dataType:"), rows, cols, row_bytes, type);
+  id m = MSG(id)(cls("MPSMatrix"), sel("alloc"));
+  m = MSG(id, id, NSUInt, id)(m, sel("initWithBuffer:offset:descriptor:"), buf, offset, desc);
+  if (!m) *st = fail(BN_MTL_INVALID, "gemm: MPS refused %s (%lu x %lu, %lu bytes a row, offset %lu)", which, rows, cols, row_bytes, offset);
+  return m;
+}
+
+int32_t bn_mtl_gemm(uint32_t dtype, uint64_t m, uint64_t n, uint64_t k, const void* a, uint64_t lda, uint32_t trans_a, const void* b, uint64_t ldb, uint32_t trans_b, void* c, uint64_t ldc) {
+  if (bn_mtl_init(NULL) != BN_MTL_OK) return init_status;
+  if (dtype > 1) return fail(BN_MTL_INVALID, "gemm: dtype code %u (0 float32, 1 float16)", dtype);
+  if (m == 0 || n == 0 || k == 0) return BN_MTL_OK; /* the engine zero-fills for k == 0 */
+  if (!mps_supports || !get_class("MPSMatrixMultiplication") || !mps_supports(device)) return fail(BN_MTL_UNAVAILABLE, "MetalPerformanceShaders does not support this device");
+  const uint32_t type = dtype == 0 ? 0x10000020u : 0x10000010u; /* MPSDataTypeFloat32 / Float16 */
+  int32_t st = BN_MTL_OK;
+  pthread_mutex_lock(&queue_lock);
+  void* pool = pool_push();
+  id ma = matrix(a, trans_a ? k : m, trans_a ? m : k, lda, type, "A", &st);
+  id mb = st == BN_MTL_OK ? matrix(b, trans_b ? n : k, trans_b ? k : n, ldb, type, "B", &st) : nil;
+  id mc = st == BN_MTL_OK ? matrix(c, m, n, ldc, type, "C", &st) : nil;
+  if (st == BN_MTL_OK) {
+    id mul = MSG(id)(cls("MPSMatrixMultiplication"), sel("alloc"));
+    mul = MSG(id, id, BOOL, BOOL, NSUInt, NSUInt, NSUInt, double, double)(mul, sel("initWithDevice:transposeLeft:transposeRight:resultRows:resultColumns:interiorColumns:alpha:beta:"), device, trans_a ? YES : NO, trans_b ? YES : NO, (NSUInt)m, (NSUInt)n, (NSUInt)k, 1.0, 0.0);
+    id cmd = command_buffer();
+    if (!mul || !cmd) st = fail(BN_MTL_FAILED, "gemm: MPS gave no %s", mul ? "command buffer" : "matrix multiplication kernel");
+    else MSG(void, id, id, id, id)(mul, sel("encodeToCommandBuffer:leftMatrix:rightMatrix:resultMatrix:"), cmd, ma, mb, mc);
+    release(mul);
+  }
+  release(ma);
+  release(mb);
+  release(mc);
+  pool_pop(pool);
+  pthread_mutex_unlock(&queue_lock);
+  return st;
+}
