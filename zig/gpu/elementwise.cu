@@ -54,6 +54,13 @@ __device__ __forceinline__ u16 f2bf(float f) {
   return (u16)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
 }
 
+// A float dtype's element (f32, f16, bf16) as f32.
+__device__ __forceinline__ float loadf(const void* p, int dt, i64 i) {
+  if (dt == 0) return ((const float*)p)[i];
+  const u16 h = ((const u16*)p)[i];
+  return dt == 1 ? h2f(h) : bf2f(h);
+}
+
 // Any dtype <-> double, with the CPU's conversion rules (float -> int truncates and saturates,
 // NaN -> 0; int -> int wraps; anything nonzero -> true).
 __device__ double loadd(const void* p, int dt, i64 i) {

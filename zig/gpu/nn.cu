@@ -1,7 +1,8 @@
 // Row kernels for the CUDA backend (appended to elementwise.cu's module): softmax / logSoftmax
 // and layerNorm / rmsNorm along the LAST axis of the layout (operand 0 = out, 1 = in), one block
-// per row. Statistics in f64 (the CPU computes them in f32 with compensated passes; results agree
-// to f32 rounding), outputs rounded once to the tensor's dtype.
+// per row. Softmax works in f32 on a row kept in registers (rows up to RB·SMX_PER read once);
+// the norms' statistics in f64. The CPU computes them in f32 with compensated passes; results
+// agree to f32 rounding; outputs are rounded once to the tensor's dtype.
 
 // Row r's offsets in operands 0 and 1 (all axes but the last).
 __device__ __forceinline__ void row_base(const Layout& L, i64 r, i64* o0, i64* o1) {
@@ -15,44 +16,85 @@ __device__ __forceinline__ void row_base(const Layout& L, i64 r, i64* o0, i64* o
   }
 }
 
-__device__ double block_max(double x, double* sh) {
-  sh[threadIdx.x] = x;
+// The block's maximum / sum of x in f32 (RB threads): warp shuffles, then the warps' values in a
+// fixed order (the same bits every run).
+__device__ float block_maxf(float x, float* sh) {
+  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = x;
   __syncthreads();
-  for (int s = RB / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) sh[threadIdx.x] = fmax(sh[threadIdx.x], sh[threadIdx.x + s]);
-    __syncthreads();
-  }
-  double r = sh[0];
+  float r = sh[0];
+  for (int w = 1; w < RB / 32; w++) r = fmaxf(r, sh[w]);
   __syncthreads();
   return r;
 }
 
+__device__ float block_sumf(float x, float* sh) {
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = x;
+  __syncthreads();
+  float r = sh[0];
+  for (int w = 1; w < RB / 32; w++) r += sh[w];
+  __syncthreads();
+  return r;
+}
+
+#define SMX_PER 32  // elements a thread keeps in registers: rows up to RB·SMX_PER = 8192 are read once
+
 // A row whose maximum is not finite (all -inf, any +inf) or that holds a NaN gives NaN, as on
-// the CPU.
+// the CPU. Float dtypes only (the TS side converts others first).
 extern "C" __global__ void __launch_bounds__(RB) bn_softmax(Layout L, i64 rows, int lg, int dt, void* out, const void* in) {
-  __shared__ double sh[RB];
+  __shared__ float sh[RB / 32];
   const int last = (int)L.ndim - 1;
   const i64 n = L.shape[last], s0 = L.st[0][last], s1 = L.st[1][last];
+  const bool cached = n <= (i64)RB * SMX_PER;
+  const float inf = __int_as_float(0x7f800000);
   for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
     i64 b0, b1;
     row_base(L, r, &b0, &b1);
-    double m = -1.0 / 0.0, nan = 0;
-    for (i64 k = threadIdx.x; k < n; k += RB) {
-      double v = loadd(in, dt, b1 + k * s1);
-      if (v != v) nan = 1;
-      else m = fmax(m, v);
+    float v[SMX_PER];
+    float m = -inf, nan = 0.0f;
+    if (cached) {
+#pragma unroll
+      for (int j = 0; j < SMX_PER; j++) {
+        const i64 k = threadIdx.x + (i64)j * RB;
+        v[j] = k < n ? loadf(in, dt, b1 + k * s1) : -inf;
+        if (v[j] != v[j]) nan = 1.0f;
+        else m = fmaxf(m, v[j]);
+      }
+    } else {
+      for (i64 k = threadIdx.x; k < n; k += RB) {
+        const float x = loadf(in, dt, b1 + k * s1);
+        if (x != x) nan = 1.0f;
+        else m = fmaxf(m, x);
+      }
     }
-    const bool bad = block_max(nan, sh) > 0;
-    m = block_max(m, sh);
-    double acc = 0;
-    for (i64 k = threadIdx.x; k < n; k += RB) acc += exp(loadd(in, dt, b1 + k * s1) - m);
-    const double total = block_sum(acc, sh);
-    const bool ok = !bad && m > -1.0 / 0.0 && m < 1.0 / 0.0;
-    const double lse = log(total);
-    for (i64 k = threadIdx.x; k < n; k += RB) {
-      double v = loadd(in, dt, b1 + k * s1) - m;
-      double y = !ok ? 0.0 / 0.0 : lg ? v - lse : exp(v) / total;
-      stored(out, dt, b0 + k * s0, y, 0);
+    const bool bad = block_maxf(nan, sh) > 0.0f;
+    m = block_maxf(m, sh);
+    const bool ok = !bad && m > -inf && m < inf;
+    float acc = 0.0f;
+    if (ok) {
+      if (cached) {
+#pragma unroll
+        for (int j = 0; j < SMX_PER; j++) acc += expf(v[j] - m);  // -inf (past the row): 0
+      } else {
+        for (i64 k = threadIdx.x; k < n; k += RB) acc += expf(loadf(in, dt, b1 + k * s1) - m);
+      }
+    }
+    const float total = block_sumf(acc, sh);
+    const float lse = logf(total);
+    const float qnan = __int_as_float(0x7fc00000);
+#pragma unroll
+    for (int j = 0; j < SMX_PER; j++) {
+      const i64 k = threadIdx.x + (i64)j * RB;
+      if (!cached || k >= n) break;
+      const float x = v[j] - m;
+      stored(out, dt, b0 + k * s0, !ok ? qnan : lg ? x - lse : expf(x) / total, 0);
+    }
+    if (!cached) {
+      for (i64 k = threadIdx.x; k < n; k += RB) {
+        const float x = loadf(in, dt, b1 + k * s1) - m;
+        stored(out, dt, b0 + k * s0, !ok ? qnan : lg ? x - lse : expf(x) / total, 0);
+      }
     }
   }
 }

@@ -18,12 +18,6 @@
 #define TQ_WARPS 4  // warps a block of the matmul kernel (small blocks spread evenly over the SMs)
 #define QB 1024     // threads of the quantize kernel (one block a token)
 
-__device__ __forceinline__ float loadf(const void* p, int dt, i64 i) {
-  if (dt == 0) return ((const float*)p)[i];
-  const u16 h = ((const u16*)p)[i];
-  return dt == 1 ? h2f(h) : bf2f(h);
-}
-
 __device__ __forceinline__ int warp_sum_i(int v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
