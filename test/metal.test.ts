@@ -17,8 +17,13 @@ const root = join(import.meta.dir, "..");
 const tempDir = tempDirs();
 const vals = (t: bn.Tensor) => Array.from(t._toFloat64("test"));
 
+// The shim build needs Zig (scripts/setup.sh installs it); a machine that only runs the tests
+// (the GPU machine, with Bun and the built library carried over) says so and skips that test.
+const zig = Bun.spawnSync(["python3", "-m", "ziglang", "version"], { stderr: "pipe" }).exitCode === 0;
+if (!zig) console.log("metal tests: no Zig here (python3 -m ziglang): the shim's cross-compilation is skipped");
+
 describe("Metal shim", () => {
-  test("cross-compiles for arm64 and x86_64 macOS with the C ABI of metal/bn_metal.h", () => {
+  test.if(zig)("cross-compiles for arm64 and x86_64 macOS with the C ABI of metal/bn_metal.h", () => {
     const out = tempDir("bitnet-shim-");
     const r = Bun.spawnSync(["python3", "-m", "ziglang", "build", "metal-shim", "-p", out], { cwd: root, stderr: "pipe" });
     expect(r.stderr.toString()).toBe("");

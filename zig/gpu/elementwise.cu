@@ -61,6 +61,12 @@ __device__ __forceinline__ float loadf(const void* p, int dt, i64 i) {
   return dt == 1 ? h2f(h) : bf2f(h);
 }
 
+// f32 into a float dtype's element (f32, f16, bf16), rounded once.
+__device__ __forceinline__ void storef(void* p, int dt, i64 i, float v) {
+  if (dt == 0) ((float*)p)[i] = v;
+  else ((u16*)p)[i] = dt == 1 ? f2h(v) : f2bf(v);
+}
+
 // Any dtype <-> double, with the CPU's conversion rules (float -> int truncates and saturates,
 // NaN -> 0; int -> int wraps; anything nonzero -> true).
 __device__ double loadd(const void* p, int dt, i64 i) {

@@ -75,7 +75,11 @@ extern "C" __global__ void __launch_bounds__(RB) bn_softmax(Layout L, i64 rows, 
     if (ok) {
       if (cached) {
 #pragma unroll
-        for (int j = 0; j < SMX_PER; j++) acc += expf(v[j] - m);  // -inf (past the row): 0
+        for (int j = 0; j < SMX_PER; j++) {
+          const float e = expf(v[j] - m);  // -inf (past the row): 0
+          acc += e;
+          if (!lg) v[j] = e;  // softmax keeps the exponentials, logSoftmax the values
+        }
       } else {
         for (i64 k = threadIdx.x; k < n; k += RB) acc += expf(loadf(in, dt, b1 + k * s1) - m);
       }
@@ -87,13 +91,12 @@ extern "C" __global__ void __launch_bounds__(RB) bn_softmax(Layout L, i64 rows, 
     for (int j = 0; j < SMX_PER; j++) {
       const i64 k = threadIdx.x + (i64)j * RB;
       if (!cached || k >= n) break;
-      const float x = v[j] - m;
-      stored(out, dt, b0 + k * s0, !ok ? qnan : lg ? x - lse : expf(x) / total, 0);
+      storef(out, dt, b0 + k * s0, !ok ? qnan : lg ? (v[j] - m) - lse : v[j] / total);
     }
     if (!cached) {
       for (i64 k = threadIdx.x; k < n; k += RB) {
         const float x = loadf(in, dt, b1 + k * s1) - m;
-        stored(out, dt, b0 + k * s0, !ok ? qnan : lg ? x - lse : expf(x) / total, 0);
+        storef(out, dt, b0 + k * s0, !ok ? qnan : lg ? x - lse : expf(x) / total);
       }
     }
   }
