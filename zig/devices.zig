@@ -66,9 +66,10 @@ pub const AnyPool = struct {
     }
 };
 
-fn GpuPool(comptime i: usize) type {
+/// A pool over `Backing`, made on first use (one per device, shared by all threads).
+fn LazyPool(comptime Backing: type) type {
     return struct {
-        const P = pool_mod.Pool(cuda.Backing(i));
+        const P = pool_mod.Pool(Backing);
         var pool: P = undefined;
         var ready = std.atomic.Value(bool).init(false);
         var lock: os.Lock = .{};
@@ -94,24 +95,6 @@ pub fn isMetal(device: u32) bool {
     return device == metal_device;
 }
 
-const MetalPool = struct {
-    const P = pool_mod.Pool(metal.Backing);
-    var pool: P = undefined;
-    var ready = std.atomic.Value(bool).init(false);
-    var lock: os.Lock = .{};
-    fn get() AnyPool {
-        if (!ready.load(.acquire)) {
-            lock.lock();
-            defer lock.unlock();
-            if (!ready.load(.monotonic)) {
-                pool = P.init(std.heap.c_allocator);
-                ready.store(true, .release);
-            }
-        }
-        return AnyPool.of(P, &pool);
-    }
-};
-
 /// Whether engine device `device` is a CUDA device (and which), without opening the driver.
 pub fn cudaIndex(device: u32) ?usize {
     return if (device >= 1 and device <= cuda.max_devices) device - 1 else null;
@@ -120,11 +103,11 @@ pub fn cudaIndex(device: u32) ?usize {
 /// The pool of a GPU's engine index (1 + i for cuda:i, `metal_device`), or null when that device
 /// is not present.
 pub fn gpuPool(device: u32) ?AnyPool {
-    if (isMetal(device)) return if (metal.present()) MetalPool.get() else null;
+    if (isMetal(device)) return if (metal.present()) LazyPool(metal.Backing).get() else null;
     const i = cudaIndex(device) orelse return null;
     if (i >= cuda.deviceCount()) return null;
     switch (i) {
-        inline 0...cuda.max_devices - 1 => |k| return GpuPool(k).get(),
+        inline 0...cuda.max_devices - 1 => |k| return LazyPool(cuda.Backing(k)).get(),
         else => return null,
     }
 }
