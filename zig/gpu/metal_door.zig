@@ -132,7 +132,8 @@ test "MPS operand views: row-major, transposed, vectors, and unreadable layouts"
     try std.testing.expectEqual(View{ .trans = false, .ld = 5 }, mpsView(3, 4, 5, 1).?);
     try std.testing.expectEqual(View{ .trans = true, .ld = 3 }, mpsView(3, 4, 1, 3).?);
     try std.testing.expectEqual(View{ .trans = false, .ld = 4 }, mpsView(1, 4, 99, 1).?);
-    try std.testing.expectEqual(View{ .trans = true, .ld = 3 }, mpsView(3, 1, 1, 7).?);
+    try std.testing.expectEqual(View{ .trans = false, .ld = 1 }, mpsView(3, 1, 1, 7).?); // a column: rows of one
+    try std.testing.expectEqual(View{ .trans = true, .ld = 3 }, mpsView(3, 2, 1, 3).?); // column-major 3 × 2
     try std.testing.expect(mpsView(3, 4, 8, 2) == null); // every other column
     try std.testing.expect(mpsView(3, 4, -4, 1) == null); // reversed rows
     try std.testing.expect(mpsView(3, 4, 3, 1) == null); // overlapping rows
