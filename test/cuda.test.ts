@@ -262,11 +262,24 @@ describe("CUDA present", () => {
       c.dispose();
       g.dispose();
     }
-    using inf = bn.tensor([[1, Number.POSITIVE_INFINITY], [1, 2]]).to("cuda");
+    using inf = bn.tensor([[1, Number.POSITIVE_INFINITY], [1, 2], [Number.NaN, 0], [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY]]).to("cuda");
     using sm = bn.softmax(inf);
     const r = sm.toArray() as number[][];
-    expect(r[0]!.every(Number.isNaN)).toBe(true);
+    expect(r[0]!.every(Number.isNaN)).toBe(true); // +inf
     expect(r[1]![0]! + r[1]![1]!).toBeCloseTo(1, 6);
+    expect(r[2]!.every(Number.isNaN)).toBe(true); // NaN
+    expect(r[3]!.every(Number.isNaN)).toBe(true); // all -inf
+    // Rows longer than the kernel keeps in registers (8192) take the streaming path.
+    using long = bn.randn([3, 10000], { seed: 9, std: 4 });
+    using gl = long.to("cuda");
+    for (const [want, got] of [[bn.softmax(long), bn.softmax(gl)], [bn.logSoftmax(long), bn.logSoftmax(gl)]] as const) {
+      const gv = vals(got);
+      vals(want).forEach((v, i) => {
+        if (Math.abs(gv[i]! - v) > 5e-6 * (1 + Math.abs(v))) throw new Error(`long row [${i}]: ${gv[i]} vs ${v}`);
+      });
+      want.dispose();
+      got.dispose();
+    }
   });
 
   test.if(present)("ops without GPU kernels refuse GPU tensors; mixing devices is an error", () => {

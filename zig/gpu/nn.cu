@@ -51,26 +51,25 @@ extern "C" __global__ void __launch_bounds__(RB) bn_softmax(Layout L, i64 rows, 
   for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
     i64 b0, b1;
     row_base(L, r, &b0, &b1);
+    // A NaN counts as +inf in the maximum: either makes the whole row NaN, so one reduction
+    // finds both.
     float v[SMX_PER];
-    float m = -inf, nan = 0.0f;
+    float m = -inf;
     if (cached) {
 #pragma unroll
       for (int j = 0; j < SMX_PER; j++) {
         const i64 k = threadIdx.x + (i64)j * RB;
         v[j] = k < n ? loadf(in, dt, b1 + k * s1) : -inf;
-        if (v[j] != v[j]) nan = 1.0f;
-        else m = fmaxf(m, v[j]);
+        m = fmaxf(m, v[j] != v[j] ? inf : v[j]);
       }
     } else {
       for (i64 k = threadIdx.x; k < n; k += RB) {
         const float x = loadf(in, dt, b1 + k * s1);
-        if (x != x) nan = 1.0f;
-        else m = fmaxf(m, x);
+        m = fmaxf(m, x != x ? inf : x);
       }
     }
-    const bool bad = block_maxf(nan, sh) > 0.0f;
     m = block_maxf(m, sh);
-    const bool ok = !bad && m > -inf && m < inf;
+    const bool ok = m > -inf && m < inf;
     float acc = 0.0f;
     if (ok) {
       if (cached) {
