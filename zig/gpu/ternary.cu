@@ -209,7 +209,9 @@ extern "C" __global__ void __launch_bounds__(QB) bn_tq_quantize(const void* x, i
 }
 
 // The four code words of piece `piece` of a row: "i2" rows are 64-byte blocks (one 16-byte load),
-// TQ2_0 rows 66-byte blocks (2-byte aligned: 16-bit loads).
+// TQ2_0 rows 66-byte blocks, so a piece starts 4-byte aligned or 2 bytes past (odd blocks): four
+// or five aligned 32-bit loads from the word at or before it, realigned by funnel shifts of 0 or
+// 16 bits (the fifth word, needed only when shifted, still lies inside the 66-byte block).
 __device__ __forceinline__ void tq_words(const u8* row, int fmt, i64 piece, u32* wd) {
   const i64 b = piece >> 2, j = (piece & 3) * 16;
   if (fmt == 2) {
@@ -219,8 +221,15 @@ __device__ __forceinline__ void tq_words(const u8* row, int fmt, i64 piece, u32*
     wd[2] = v.z;
     wd[3] = v.w;
   } else {
-    const u16* h = (const u16*)(row + b * 66 + j);
-    for (int c = 0; c < 4; c++) wd[c] = (u32)h[2 * c] | ((u32)h[2 * c + 1] << 16);
+    const unsigned long long a = (unsigned long long)(row + b * 66 + j);
+    const u32* p = (const u32*)(a & ~3ull);
+    const unsigned sh = (unsigned)(a & 2) * 8;
+    u32 x[5];
+#pragma unroll
+    for (int c = 0; c < 4; c++) x[c] = p[c];
+    x[4] = sh ? p[4] : 0u;
+#pragma unroll
+    for (int c = 0; c < 4; c++) wd[c] = __funnelshift_r(x[c], x[c + 1], sh);
   }
 }
 
