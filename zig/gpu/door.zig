@@ -470,10 +470,6 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
         if (cuda.memset(i, @intFromPtr(o), 0, mm * nn * 4)) |e| return fail(.internal, "{s}: cuMemsetD8 on cuda:{d} failed: {s}", .{ op, i, cuda.errorName(e.code) });
         return ok();
     }
-    const qf = switch (cudaKernel(device, .tq_quantize, op)) {
-        .ok => |v| v,
-        .err => |e| return e,
-    };
     const nb = (kk + 255) / 256;
     const row_bytes = (nb + 7) / 8 * 2048; // ternary.cu tq_row_bytes
     const dev_info = cuda.info(i).?;
@@ -500,6 +496,10 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
         const grid: Grid = .{ .grid = .{ .x = (nn + per - 1) / per, .y = 1, .threads = 512, .shared = @intCast(row_bytes + row_bytes / 16), .dependent = true } };
         return launchWith(op, i, gf.f, grid, .{ xp, int(x_dtype), wp, scales, fmt, mode, gb, long(nn), long(nb), long(kk), long(per), o });
     }
+    const qf = switch (cudaKernel(device, .tq_quantize, op)) {
+        .ok => |v| v,
+        .err => |e| return e,
+    };
     // Workspace from the device's pool: q [m, row] i8 (piece order; rows padded to whole runs of
     // 8 blocks, ternary.cu tq_row_bytes), s [m] f32, and for the tensor cores each token's Σq
     // [m] i32. Returned at once: later work on the same (default) stream runs after these kernels.

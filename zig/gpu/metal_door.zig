@@ -6,6 +6,7 @@ const std = @import("std");
 const strided = @import("../cpu/strided.zig");
 const devices = @import("../devices.zig");
 const metal = @import("metal.zig");
+const cublas = @import("cublas.zig");
 const door = @import("../door.zig");
 const fail = door.fail;
 const ok = door.ok;
@@ -65,16 +66,15 @@ pub fn settleForCopy(dst_dev: u32, src_dev: u32) ?i32 {
 }
 
 /// How MPS reads a row-major rows × cols matrix with element strides (s_row, s_col): stored as
-/// is (trans false, ld = row stride) or as its transpose (trans true, ld = column stride).
+/// is (trans false, ld = row stride) or as its transpose (trans true, ld = column stride). The
+/// same question cuBLAS asks of the column-major transpose (cols × rows, strides swapped), so
+/// cublas.zig's operandView answers it (a pure function: nothing of cuBLAS is opened).
 const View = struct { trans: bool, ld: usize };
 
 fn mpsView(rows: usize, cols: usize, s_row: i64, s_col: i64) ?View {
-    if (s_row < 0 or s_col < 0) return null;
-    const sr: usize = @intCast(s_row);
-    const sc: usize = @intCast(s_col);
-    if ((sc == 1 or cols == 1) and (rows == 1 or sr >= cols)) return .{ .trans = false, .ld = if (rows == 1) cols else sr };
-    if ((sr == 1 or rows == 1) and (cols == 1 or sc >= rows)) return .{ .trans = true, .ld = if (cols == 1) rows else sc };
-    return null;
+    const v = cublas.operandView(cols, rows, s_col, s_row) orelse return null;
+    if (v.ld < 0) return null;
+    return .{ .trans = v.op != cublas.op_n, .ld = @intCast(v.ld) };
 }
 
 /// bn_metal_matmul: the layout [batch..., M, N, K] with strides of out, a, b (as bn_cuda_matmul);

@@ -489,8 +489,8 @@ __device__ __forceinline__ void mma_u8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u3
 #define MMA_U 4       // blocks whose weights a warp loads at once
 #define MMA_FOLD 1024  // blocks between folds of the shift accumulators (each grows by < 2^20 a block)
 
-// One warp's 16 rows r0 .. r0 + 15 and tokens t0 .. t0 + nt - 1 (nt <= 8) over blocks
-// [b_begin, b_end); q is [m, tq_row_bytes(nb)] in global memory. ROW: one scale a row, applied once at the end; else
+// One warp's 16 rows r0 .. r0 + 15 and tokens t0 .. t0 + nt - 1 (nt <= 8); q is
+// [m, tq_row_bytes(nb)] in global memory. ROW: one scale a row, applied once at the end; else
 // block (TQ2_0) or group scales, applied a block at a time.
 template <bool ROW>
 struct TqTile {
@@ -572,10 +572,11 @@ struct TqTile {
     }
   }
 
-  // Blocks [b_begin, b_end): weights of MMA_U blocks loaded, then used.
-  __device__ __forceinline__ void run(i64 b_begin, i64 b_end) {
-    for (i64 c0 = b_begin; c0 < b_end; c0 += MMA_FOLD) {
-      const i64 c1 = c0 + MMA_FOLD < b_end ? c0 + MMA_FOLD : b_end;
+  // The row's blocks: weights of MMA_U blocks loaded, then used; the shift sums folded every
+  // MMA_FOLD blocks.
+  __device__ __forceinline__ void run() {
+    for (i64 c0 = 0; c0 < nb; c0 += MMA_FOLD) {
+      const i64 c1 = c0 + MMA_FOLD < nb ? c0 + MMA_FOLD : nb;
       for (i64 b0 = c0; b0 < c1; b0 += MMA_U) {
         u32 wv[MMA_U][2][4];
 #pragma unroll
@@ -589,20 +590,15 @@ struct TqTile {
     }
   }
 
-  // This lane's four results before scaling: ROW the integer Σ c·a, else the float sums' bits.
-  __device__ __forceinline__ int part(int o) const { return ROW ? comb[o] : __float_as_int(facc[o]); }
-
-  // Writes this lane's four results:
-  // ROW: f32(isum - Σa)·scale / s exactly as the CPU; else Σ / s. tot[t] is token t's Σa (ROW).
-  __device__ __forceinline__ void finish(const int (&v)[4], const float* s, const int* tot, float* out) const {
+  // Writes this lane's four results: ROW f32(isum - Σa)·scale / s exactly as the CPU; else Σ / s.
+  // tot[t] is token t's Σa (ROW).
+  __device__ __forceinline__ void finish(const float* s, const int* tot, float* out) const {
 #pragma unroll
     for (int o = 0; o < 4; o++) {
       const int j = 2 * i + (o & 1);
       const i64 r = r0 + g + 8 * (o >> 1);
       if (j >= nt || r >= n) continue;
-      float x;
-      if (ROW) x = __fmul_rn((float)(v[o] - tot[t0 + j]), mode == 0 ? scales[0] : scales[r]);
-      else x = __int_as_float(v[o]);
+      const float x = ROW ? __fmul_rn((float)(comb[o] - tot[t0 + j]), mode == 0 ? scales[0] : scales[r]) : facc[o];
       out[(t0 + j) * n + r] = __fdiv_rn(x, s[t0 + j]);
     }
   }
@@ -614,14 +610,11 @@ struct TqTile {
 template <bool ROW>
 __device__ __forceinline__ void tq_mma(const u8* w, const float* scales, int fmt, int mode, i64 gb, i64 n, i64 nb, const i8* q, const float* s, const int* sums, i64 m, float* out) {
   const i64 r0 = ((i64)blockIdx.x * TQ_WARPS + (threadIdx.x >> 5)) * 16;
-  if (r0 >= n) return;  // whole warps leave together (no barrier follows: ks is 1)
+  if (r0 >= n) return;  // whole warps leave together (no barrier follows)
   for (i64 t0 = (i64)blockIdx.y * 8; t0 < m; t0 += (i64)gridDim.y * 8) {
     TqTile<ROW> tile(w, scales, fmt, mode, gb, n, nb, q, t0, (int)(m - t0 < 8 ? m - t0 : 8), r0);
-    tile.run(0, nb);
-    int v[4];
-#pragma unroll
-    for (int o = 0; o < 4; o++) v[o] = tile.part(o);
-    tile.finish(v, s, sums, out);
+    tile.run();
+    tile.finish(s, sums, out);
   }
 }
 
