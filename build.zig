@@ -85,6 +85,12 @@ fn engineModule(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.b
         .pic = true,
     });
     m.addOptions("build_options", opts);
+    // The Metal kernels' source, embedded for the shim to compile at run time (zig/gpu/metal.zig):
+    // a module beside a copy of metal/kernels.metal (@embedFile reads only inside a module).
+    const wf = b.addWriteFiles();
+    _ = wf.addCopyFile(b.path("metal/kernels.metal"), "kernels.metal");
+    const src = wf.add("metal_kernels.zig", "pub const source = @embedFile(\"kernels.metal\");\n");
+    m.addAnonymousImport("metal_kernels", .{ .root_source_file = src });
     for (levels) |level| {
         const obj = b.addObject(.{
             .name = b.fmt("kernels_{s}", .{level.name}),
@@ -112,6 +118,23 @@ fn metalShim(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.buil
     const mod = b.createModule(.{ .target = target, .optimize = optimize, .link_libc = true });
     mod.addCSourceFile(.{ .file = b.path("metal/shim.m"), .flags = &.{ "-fno-objc-arc", "-Wall", "-Wextra", "-Werror" } });
     return b.addLibrary(.{ .name = "bitnet_metal", .linkage = .dynamic, .root_module = mod });
+}
+
+/// The CPU emulator of the Metal shim (metal/emu.cpp, the C ABI of metal/bn_metal.h): the kernels of
+/// metal/kernels.metal compiled as C++ (metal/emu.h) and run on fibers, so that the Metal path runs
+/// where there is no Metal (BITNET_METAL_SHIM=zig-out/lib/libbitnet_metal_emu.so). C++ semantics
+/// as near the GPU's as they go: wrapping signed integers, no type-based aliasing (buffers are bytes
+/// cast to any type), no contraction into fma, half rounded after every operation.
+fn metalEmu(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.Optimize) *std.Build.Step.Compile {
+    const mod = b.createModule(.{ .target = target, .optimize = optimize, .link_libc = true, .link_libcpp = true, .pic = true });
+    mod.addIncludePath(b.path("metal"));
+    mod.addCSourceFile(.{ .file = b.path("metal/emu.cpp"), .flags = &.{
+        "-std=c++20",                      "-fsigned-char",                  "-O2",                   "-Wall", "-Wextra",
+        "-Wno-unknown-attributes",         "-Wno-unused-parameter",          "-Wno-duplicate-decl-specifier",
+        "-fvisibility=hidden",             "-fwrapv",                        "-fno-strict-aliasing",  "-ffp-contract=off",
+        "-fno-math-errno",                 "-Xclang",                        "-ffloat16-excess-precision=none",
+    } });
+    return b.addLibrary(.{ .name = "bitnet_metal_emu", .linkage = .dynamic, .root_module = mod });
 }
 
 /// A test run that is never answered from the cache, so every invocation reports its counts.
@@ -163,6 +186,11 @@ pub fn build(b: *std.Build) void {
             .dylib_symlinks = false,
         }).step);
     }
+
+    // `zig build metal-emu`: the CPU emulator of the Metal shim for this host, into <prefix>/lib/
+    // (not part of the default install).
+    const emu_step = b.step("metal-emu", "The CPU emulator of the Metal shim (host) into <prefix>/lib/");
+    emu_step.dependOn(&b.addInstallArtifact(metalEmu(b, b.graph.host, optimize), .{ .dylib_symlinks = false }).step);
 
     // --- tests ---------------------------------------------------------------------------------
     // `zig build test`: the engine (root, pool, threads, ...) and the kernels once per ISA level in

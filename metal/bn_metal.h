@@ -2,7 +2,9 @@
  * The C ABI of the Metal shim (metal/shim.m), which zig/gpu/metal.zig opens with dlopen at run time
  * (libbitnet_metal.dylib next to libbitnet, or $BITNET_METAL_SHIM). It mirrors what the engine asks
  * of the CUDA driver (zig/gpu/cuda.zig): find the device, map memory for the device pool, queue
- * work, wait for it, and a matrix product from the vendor library (MPS here, cuBLAS there).
+ * work, wait for it, a matrix product from the vendor library (MPS here, cuBLAS there), and the
+ * engine's own kernels: metal/kernels.metal, which the engine hands over as source text (compiled
+ * at run time, as NVRTC compiles the CUDA kernels) and launches by name.
  *
  * Memory is MTLBuffer storage in shared mode: on Apple's unified memory the CPU and the GPU see the
  * same bytes, so bn_mtl_alloc returns the buffer's CPU address and every other call names memory by
@@ -18,7 +20,7 @@
 #define BN_METAL_H
 #include <stdint.h>
 
-#define BN_MTL_ABI 1
+#define BN_MTL_ABI 2
 
 typedef struct bn_mtl_info {
   char name[128];                   /* MTLDevice.name, NUL-terminated */
@@ -49,5 +51,25 @@ int32_t bn_mtl_synchronize(void);
  * k × n, C m × n. A is stored as k × m rows when trans_a (else m × k), B as n × k when trans_b
  * (else k × n); ld* are row strides in bytes. dtype 0: float32, 1: float16. */
 int32_t bn_mtl_gemm(uint32_t dtype, uint64_t m, uint64_t n, uint64_t k, const void* a, uint64_t lda, uint32_t trans_a, const void* b, uint64_t ldb, uint32_t trans_b, void* c, uint64_t ldc);
+
+/* A kernel argument: buffer index i of a dispatch binds args[i]. bytes > 0: the `bytes` bytes at ptr
+ * are copied into the command (setBytes; the kernels' parameter records, at most 4 KiB); bytes == 0:
+ * ptr is a device address (inside a live buffer from bn_mtl_alloc) bound with its offset. */
+typedef struct bn_mtl_arg {
+  const void* ptr;
+  uint64_t bytes;
+} bn_mtl_arg;
+
+/* Compiles the kernels' Metal Shading Language source (fast math off: IEEE results, as the CPU's)
+ * into the library that bn_mtl_pipeline reads. Once a process: later calls return the first
+ * answer. A compiler error is the message. */
+int32_t bn_mtl_library(const char* source, uint64_t length);
+/* The compute pipeline of kernel `name` of the library (built on first request, then kept);
+ * NULL when there is none (message). max_threads: the pipeline's maxTotalThreadsPerThreadgroup;
+ * simd_width: its threadExecutionWidth (32 on Apple GPUs). */
+void* bn_mtl_pipeline(const char* name, uint32_t* max_threads, uint32_t* simd_width);
+/* Queues `pipeline` over groups_x × groups_y threadgroups of `threads` threads each (one
+ * dimension), with buffers 0 .. nargs-1 bound from args. Runs after the work queued before it. */
+int32_t bn_mtl_dispatch(void* pipeline, uint32_t groups_x, uint32_t groups_y, uint32_t threads, const bn_mtl_arg* args, uint32_t nargs);
 
 #endif

@@ -246,6 +246,119 @@ int32_t bn_mtl_synchronize(void) {
   return st;
 }
 
+/* ---- the engine's kernels: a library compiled from source, pipelines by name, dispatches ------ */
+
+static pthread_mutex_t library_lock = PTHREAD_MUTEX_INITIALIZER;
+static id library;                        /* MTLLibrary (retained), once compiled */
+static int32_t library_status = -1;       /* -1: not compiled yet */
+static char library_message[2048];
+
+typedef struct {
+  char name[64];
+  id state; /* MTLComputePipelineState (retained) */
+} Pipeline;
+static Pipeline pipes[64];
+static int n_pipes;
+
+int32_t bn_mtl_library(const char* source, uint64_t length) {
+  if (bn_mtl_init(NULL) != BN_MTL_OK) return init_status;
+  pthread_mutex_lock(&library_lock);
+  if (library_status < 0) {
+    void* pool = pool_push();
+    /* NSUTF8StringEncoding = 4 */
+    id text = MSG(id)(cls("NSString"), sel("alloc"));
+    text = MSG(id, const void*, NSUInt, NSUInt)(text, sel("initWithBytes:length:encoding:"), source, (NSUInt)length, (NSUInt)4);
+    id opts = MSG(id)(cls("MTLCompileOptions"), sel("new"));
+    /* IEEE results, as the CPU's: no fast math (fastMathEnabled, deprecated for mathMode on
+     * macOS 15, is still honoured). */
+    if (opts) MSG(void, BOOL)(opts, sel("setFastMathEnabled:"), NO);
+    id err = nil;
+    library = text ? MSG(id, id, id, id*)(device, sel("newLibraryWithSource:options:error:"), text, opts, &err) : nil;
+    if (library) library_status = BN_MTL_OK;
+    else {
+      library_status = BN_MTL_FAILED;
+      snprintf(library_message, sizeof library_message, "the Metal compiler refused metal/kernels.metal: %s", text ? utf8(err ? MSG(id)(err, sel("localizedDescription")) : nil) : "the source is not UTF-8");
+    }
+    release(opts);
+    release(text);
+    pool_pop(pool);
+  }
+  const int32_t st = library_status;
+  pthread_mutex_unlock(&library_lock);
+  return st == BN_MTL_OK ? st : fail(st, "%s", library_message);
+}
+
+void* bn_mtl_pipeline(const char* name, uint32_t* max_threads, uint32_t* simd_width) {
+  if (bn_mtl_init(NULL) != BN_MTL_OK) return NULL;
+  pthread_mutex_lock(&library_lock);
+  id state = nil;
+  for (int i = 0; i < n_pipes; i++) {
+    if (strcmp(pipes[i].name, name) == 0) state = pipes[i].state;
+  }
+  if (!state && library_status != BN_MTL_OK) fail(BN_MTL_INVALID, "pipeline %s: no library (bn_mtl_library first)", name);
+  else if (!state && (strlen(name) >= sizeof pipes[0].name || n_pipes == (int)(sizeof pipes / sizeof pipes[0]))) fail(BN_MTL_INVALID, "pipeline %s: too many pipelines or too long a name", name);
+  else if (!state) {
+    void* pool = pool_push();
+    id fname = MSG(id, const char*)(cls("NSString"), sel("stringWithUTF8String:"), name);
+    id fn = MSG(id, id)(library, sel("newFunctionWithName:"), fname);
+    if (!fn) fail(BN_MTL_INVALID, "no kernel named %s in metal/kernels.metal", name);
+    else {
+      id err = nil;
+      state = MSG(id, id, id*)(device, sel("newComputePipelineStateWithFunction:error:"), fn, &err);
+      if (!state) fail(BN_MTL_FAILED, "pipeline %s: %s", name, utf8(err ? MSG(id)(err, sel("localizedDescription")) : nil));
+      else {
+        snprintf(pipes[n_pipes].name, sizeof pipes[0].name, "%s", name);
+        pipes[n_pipes++].state = state;
+      }
+      release(fn);
+    }
+    pool_pop(pool);
+  }
+  if (state) {
+    *max_threads = (uint32_t)MSG(NSUInt)(state, sel("maxTotalThreadsPerThreadgroup"));
+    *simd_width = (uint32_t)MSG(NSUInt)(state, sel("threadExecutionWidth"));
+  }
+  pthread_mutex_unlock(&library_lock);
+  return (void*)state;
+}
+
+typedef struct {
+  NSUInt width, height, depth;
+} MTLSizeC; /* MTLSize */
+
+int32_t bn_mtl_dispatch(void* pipeline, uint32_t groups_x, uint32_t groups_y, uint32_t threads, const bn_mtl_arg* args, uint32_t nargs) {
+  if (bn_mtl_init(NULL) != BN_MTL_OK) return init_status;
+  if (!pipeline || groups_x == 0 || groups_y == 0 || threads == 0 || nargs > 31) return fail(BN_MTL_INVALID, "dispatch: no pipeline, an empty grid or more than 31 arguments");
+  int32_t st = BN_MTL_OK;
+  pthread_mutex_lock(&queue_lock);
+  void* pool = pool_push();
+  id cmd = command_buffer();
+  id enc = cmd ? MSG(id)(cmd, sel("computeCommandEncoder")) : nil;
+  if (!enc) st = fail(BN_MTL_FAILED, "dispatch: Metal gave no %s", cmd ? "compute encoder" : "command buffer");
+  else {
+    MSG(void, id)(enc, sel("setComputePipelineState:"), (id)pipeline);
+    for (uint32_t i = 0; i < nargs && st == BN_MTL_OK; i++) {
+      if (args[i].bytes > 0) {
+        MSG(void, const void*, NSUInt, NSUInt)(enc, sel("setBytes:length:atIndex:"), args[i].ptr, (NSUInt)args[i].bytes, (NSUInt)i);
+        continue;
+      }
+      NSUInt offset = 0;
+      id buf = buffer_of(args[i].ptr, &offset);
+      if (!buf) st = fail(BN_MTL_INVALID, "dispatch: buffer %u (%p) is not in a live Metal buffer", i, args[i].ptr);
+      else MSG(void, id, NSUInt, NSUInt)(enc, sel("setBuffer:offset:atIndex:"), buf, offset, (NSUInt)i);
+    }
+    /* An encoder must be ended even when nothing is dispatched. */
+    if (st == BN_MTL_OK) {
+      const MTLSizeC grid = {groups_x, groups_y, 1}, group = {threads, 1, 1};
+      MSG(void, MTLSizeC, MTLSizeC)(enc, sel("dispatchThreadgroups:threadsPerThreadgroup:"), grid, group);
+    }
+    MSG(void)(enc, sel("endEncoding"));
+  }
+  pool_pop(pool);
+  pthread_mutex_unlock(&queue_lock);
+  return st;
+}
+
 /* ---- MPS matrix product ---------------------------------------------------------------------- */
 
 static id matrix(const void* p, NSUInt rows, NSUInt cols, NSUInt row_bytes, uint32_t type, const char* which, int32_t* st) {

@@ -2,8 +2,8 @@
 # Every test: the Zig engine's unit tests (Debug with safety checks, every SIMD level this CPU
 # runs; the pool and thread pool again in ReleaseSafe), the TypeScript type check, the
 # linux-arm64 (NEON) checks under qemu (scripts/test-arm64.sh), then `bun test` (with NVRTC from
-# scripts/fetch-nvrtc.sh when it can be fetched, so the CUDA kernels compile here). Ends with one
-# line "N passed, N failed".
+# scripts/fetch-nvrtc.sh when it can be fetched, so the CUDA kernels compile here), then the Metal
+# tests on the shim's CPU emulator (Linux). Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp -d)
@@ -41,6 +41,21 @@ bun test "$@" 2>&1 | tee "$log/bun.txt"
 bp=$(grep -oE "^ *[0-9]+ pass$" "$log/bun.txt" | tail -1 | grep -oE "[0-9]+" || echo 0)
 bf=$(grep -oE "^ *[0-9]+ fail$" "$log/bun.txt" | tail -1 | grep -oE "[0-9]+" || echo 0)
 ts_pass=$((ts_pass + bp)); ts_fail=$((ts_fail + bf))
+
+# The Metal path on Linux: test/metal.test.ts again, with the shim's CPU emulator (metal/emu.cpp,
+# the kernels of metal/kernels.metal compiled as C++) standing in for metal/shim.m, so the engine's
+# whole Metal path and the conformance suite run here. On a Mac the real shim runs it instead.
+if [ "$(uname -s)" = Linux ]; then
+  if python3 -m ziglang build metal-emu >"$log/emu-build.txt" 2>&1; then
+    BITNET_METAL_SHIM="$PWD/zig-out/lib/libbitnet_metal_emu.so" bun test test/metal.test.ts 2>&1 | tee "$log/metal-emu.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    mp=$(grep -oE "^ *[0-9]+ pass$" "$log/metal-emu.txt" | tail -1 | grep -oE "[0-9]+" || echo 0)
+    mf=$(grep -oE "^ *[0-9]+ fail$" "$log/metal-emu.txt" | tail -1 | grep -oE "[0-9]+" || echo 0)
+    ts_pass=$((ts_pass + mp)); ts_fail=$((ts_fail + mf))
+  else
+    status=1; ts_fail=$((ts_fail + 1)); echo "metal emulator build failed:"; tail -30 "$log/emu-build.txt"
+  fi
+fi
 if [ "$status" -ne 0 ] && [ "$ts_fail" -eq 0 ] && [ "$zig_fail" -eq 0 ]; then ts_fail=1; fi
 
 echo "$((zig_pass + ts_pass)) passed, $((zig_fail + ts_fail)) failed"

@@ -1,8 +1,10 @@
 """PyTorch peer for bench/metal.ts (Apple's MPS backend, on the same Mac in the same run).
 
 Usage: python3 bench/peers/torch_mps.py '<json list of byte sizes>' '<json list of n>'
-Prints {"torch": version, "h2d_<bytes>": s, "d2h_<bytes>": s, "gemm_<dtype>_<n>": s} (median seconds,
-synchronised; products n x n x n in f32 and f16) or {"error": ...}.
+Prints {"torch": version, "h2d_<bytes>": s, "d2h_<bytes>": s, "gemm_<dtype>_<n>": s, "add": s, "sum": s,
+"softmax": s, "rmsnorm": s, "gemv": s} (median seconds, synchronised; products n x n x n in f32 and
+f16; the kernels' shapes as bench/metal.ts, gemv an f16 4096 x 4096 layer for one token) or
+{"error": ...}.
 """
 import json
 import sys
@@ -45,4 +47,15 @@ for n in ns:
         a = torch.randn(n, n, device="mps", dtype=dt)
         b = torch.randn(n, n, device="mps", dtype=dt)
         out[f"gemm_{name}_{n}"] = median(lambda: a @ b)
+a = torch.randn(16 << 20, device="mps")
+b = torch.randn(16 << 20, device="mps")
+out["add"] = median(lambda: a + b)
+out["sum"] = median(lambda: a.sum())
+r = torch.randn(4096, 4096, device="mps")
+out["softmax"] = median(lambda: torch.softmax(r, dim=-1))
+w = torch.ones(4096, device="mps")
+out["rmsnorm"] = median(lambda: torch.nn.functional.rms_norm(r, (4096,), w))
+W = torch.randn(4096, 4096, device="mps", dtype=torch.float16)
+x = torch.randn(1, 4096, device="mps", dtype=torch.float16)
+out["gemv"] = median(lambda: x @ W.T)
 print(json.dumps(out))

@@ -8,6 +8,7 @@ const devices = @import("../devices.zig");
 const cuda = @import("cuda.zig");
 const cublas = @import("cublas.zig");
 const metal_door = @import("metal_door.zig");
+const metal = @import("metal.zig");
 const door = @import("../door.zig");
 const math_door = @import("../door_math.zig");
 const fail = door.fail;
@@ -132,12 +133,14 @@ fn launchWith(op: []const u8, i: usize, f: *anyopaque, grid: Grid, args: anytype
 }
 
 /// What the elementwise and row exports share once their arguments are checked: the kernels'
-/// layout, the element (or row) count, and the kernel with its device.
-const Prepared = struct { cl: cuda.Layout, n: usize, i: usize, f: *anyopaque };
+/// layout, the element (or row) count, and the kernel: a CUDA function with its device, or the
+/// Metal pipeline of the same name (metal/kernels.metal mirrors the CUDA kernels).
+const Prepared = struct { cl: cuda.Layout, n: usize, k: Launch };
+const Launch = union(enum) { cuda: struct { i: usize, f: *anyopaque }, metal: *anyopaque };
 
 /// Reads the k-operand layout from the mailbox, merges it (elementwise) or keeps its last axis
-/// (rows), and finds kernel `kern`. `.done` is the status to return at once: an error, or ok for
-/// an empty result.
+/// (rows), and finds kernel `kern` on the tensor's device. `.done` is the status to return at
+/// once: an error, or ok for an empty result.
 fn prepare(comptime k: usize, comptime rows: bool, device: u32, kern: cuda.Kernel, op: []const u8, ndim: u32) union(enum) { run: Prepared, done: i32 } {
     var l: strided.Layout(k) = undefined;
     if (readLayout(k, op, ndim, &l)) |st| return .{ .done = st };
@@ -149,13 +152,26 @@ fn prepare(comptime k: usize, comptime rows: bool, device: u32, kern: cuda.Kerne
         p.n = l.size();
         if (cudaLayout(k, &l, op, &p.cl)) |st| return .{ .done = st };
     }
-    const kf = switch (cudaKernel(device, kern, op)) {
+    p.k = switch (kernelFor(device, kern, op)) {
         .ok => |v| v,
         .err => |e| return .{ .done = e },
     };
-    p.i = kf.i;
-    p.f = kf.f;
     return .{ .run = p };
+}
+
+/// Kernel `kern` on engine device `device`: CUDA's, or Metal's pipeline of the same name.
+fn kernelFor(device: u32, kern: cuda.Kernel, op: []const u8) union(enum) { ok: Launch, err: i32 } {
+    if (devices.isMetal(device)) {
+        const mk = std.meta.stringToEnum(metal.Kernel, @tagName(kern)) orelse return .{ .err = noMetalKernel(op) };
+        return switch (metal_door.pipeline(mk, op)) {
+            .ok => |pl| .{ .ok = .{ .metal = pl } },
+            .err => |e| .{ .err = e },
+        };
+    }
+    return switch (cudaKernel(device, kern, op)) {
+        .ok => |v| .{ .ok = .{ .cuda = .{ .i = v.i, .f = v.f } } },
+        .err => |e| .{ .err = e },
+    };
 }
 
 fn int(x: anytype) c_int {
@@ -173,7 +189,10 @@ pub fn cuda_convert(device: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const a
         .run => |v| v,
         .done => |st| return st,
     };
-    return launchWith(op, p.i, p.f, .{ .elements = p.n }, .{ p.cl, long(p.n), out, int(out_dtype), in, int(in_dtype) });
+    return switch (p.k) {
+        .cuda => |c| launchWith(op, c.i, c.f, .{ .elements = p.n }, .{ p.cl, long(p.n), out, int(out_dtype), in, int(in_dtype) }),
+        .metal => |pl| metal_door.convert(pl, &p.cl, p.n, out, out_dtype, in, in_dtype),
+    };
 }
 
 pub fn cuda_binary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
@@ -184,7 +203,10 @@ pub fn cuda_binary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, out_
         .run => |v| v,
         .done => |st| return st,
     };
-    return launchWith(op, p.i, p.f, .{ .elements = p.n }, .{ p.cl, long(p.n), int(op_code), int(dtype), out, int(out_dtype), a, b, int(flags), av, bv });
+    return switch (p.k) {
+        .cuda => |c| launchWith(op, c.i, c.f, .{ .elements = p.n }, .{ p.cl, long(p.n), int(op_code), int(dtype), out, int(out_dtype), a, b, int(flags), av, bv }),
+        .metal => |pl| metal_door.binary(pl, &p.cl, p.n, op_code, dtype, out, out_dtype, a, b, flags, av, bv),
+    };
 }
 
 pub fn cuda_unary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, in: ?*const anyopaque, p0: f64, p1: f64, ndim: u32) i32 {
@@ -195,7 +217,10 @@ pub fn cuda_unary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, in: ?
         .run => |v| v,
         .done => |st| return st,
     };
-    return launchWith(op, p.i, p.f, .{ .elements = p.n }, .{ p.cl, long(p.n), int(op_code), int(dtype), out, in, p0, p1 });
+    return switch (p.k) {
+        .cuda => |c| launchWith(op, c.i, c.f, .{ .elements = p.n }, .{ p.cl, long(p.n), int(op_code), int(dtype), out, in, p0, p1 }),
+        .metal => |pl| metal_door.unary(pl, &p.cl, p.n, op_code, dtype, out, in, p0, p1),
+    };
 }
 
 pub fn cuda_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const anyopaque, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
@@ -205,7 +230,10 @@ pub fn cuda_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const anyop
         .run => |v| v,
         .done => |st| return st,
     };
-    return launchWith(op, p.i, p.f, .{ .elements = p.n }, .{ p.cl, long(p.n), int(dtype), out, cond, a, b, int(flags), av, bv });
+    return switch (p.k) {
+        .cuda => |c| launchWith(op, c.i, c.f, .{ .elements = p.n }, .{ p.cl, long(p.n), int(dtype), out, cond, a, b, int(flags), av, bv }),
+        .metal => |pl| metal_door.where(pl, &p.cl, p.n, dtype, out, cond, a, b, flags, av, bv),
+    };
 }
 
 pub fn cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, kept: u32, ndim: u32, ddof: f64) i32 {
@@ -229,11 +257,13 @@ pub fn cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, 
         cl.st[0][d] = l.strides[0][d];
         cl.st[1][d] = l.strides[1][d];
     }
-    const kf = switch (cudaKernel(device, .reduce, op)) {
-        .ok => |v| v,
-        .err => |e| return e,
+    return switch (kernelFor(device, .reduce, op)) {
+        .err => |e| e,
+        .ok => |kl| switch (kl) {
+            .cuda => |c| launchWith(op, c.i, c.f, .{ .blocks = nk }, .{ cl, long(kept), long(nk), long(nr), int(op_code), int(in_dtype), out, int(out_dtype), in, ddof }),
+            .metal => |pl| metal_door.reduce(pl, &cl, kept, nk, nr, op_code, in_dtype, out, out_dtype, in, ddof),
+        },
     };
-    return launchWith(op, kf.i, kf.f, .{ .blocks = nk }, .{ cl, long(kept), long(nk), long(nr), int(op_code), int(in_dtype), out, int(out_dtype), in, ddof });
 }
 
 pub fn cuda_softmax(device: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, log: u32, ndim: u32) i32 {
@@ -243,7 +273,10 @@ pub fn cuda_softmax(device: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype:
         .run => |v| v,
         .done => |st| return st,
     };
-    return launchWith(op, p.i, p.f, .{ .blocks = p.n }, .{ p.cl, long(p.n), int(log), int(dtype), out, in });
+    return switch (p.k) {
+        .cuda => |c| launchWith(op, c.i, c.f, .{ .blocks = p.n }, .{ p.cl, long(p.n), int(log), int(dtype), out, in }),
+        .metal => |pl| metal_door.softmax(pl, &p.cl, p.n, log, dtype, out, in),
+    };
 }
 
 pub fn cuda_norm(device: u32, kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, weight: ?*const anyopaque, bias: ?*const anyopaque, wb_dtype: u32, eps: f64, ndim: u32) i32 {
@@ -254,7 +287,10 @@ pub fn cuda_norm(device: u32, kind: u32, out: ?*anyopaque, in: ?*const anyopaque
         .run => |v| v,
         .done => |st| return st,
     };
-    return launchWith(op, p.i, p.f, .{ .blocks = p.n }, .{ p.cl, long(p.n), int(kind), int(dtype), out, in, weight, bias, int(wb_dtype), eps });
+    return switch (p.k) {
+        .cuda => |c| launchWith(op, c.i, c.f, .{ .blocks = p.n }, .{ p.cl, long(p.n), int(kind), int(dtype), out, in, weight, bias, int(wb_dtype), eps }),
+        .metal => |pl| metal_door.norm(pl, &p.cl, p.n, kind, dtype, out, in, weight, bias, wb_dtype, eps),
+    };
 }
 
 pub fn cuda_synchronize(device: u32) i32 {
@@ -342,12 +378,12 @@ fn queueDtoH(i: usize, st: *cuda.Staging, c: usize, src: u64, n: usize) ?cuda.Fa
     return null;
 }
 
-/// The CUDA device index of engine device `device`, or an error status.
-/// Metal runs transfers and matmul so far: every other GPU op names itself.
+/// An op whose kernel exists for CUDA only (the Metal kernels: metal/kernels.metal).
 fn noMetalKernel(op: []const u8) i32 {
-    return fail(.device, "{s}: no Metal kernel yet (on metal: transfers and matmul); move the tensor with toCpu()", .{op});
+    return fail(.device, "{s}: no Metal kernel for this op; move the tensor with toCpu()", .{op});
 }
 
+/// The CUDA device index of engine device `device`, or an error status.
 fn gpuIndex(device: u32, op: []const u8) union(enum) { ok: usize, err: i32 } {
     if (devices.isMetal(device)) return .{ .err = noMetalKernel(op) };
     const i = devices.cudaIndex(device) orelse return .{ .err = fail(.device, "{s}: device index {d} is not a CUDA device", .{ op, device }) };
@@ -453,7 +489,8 @@ pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, 
         .err => |e| return e,
     };
     const f = c.f;
-    if (f == .tq1_0) return fail(.unsupported, "{s}: tq1_0 weights do not run on cuda (convert them with toFormat(\"tq2_0\") or toFormat(\"i2\"))", .{op});
+    if (f == .tq1_0) return fail(.unsupported, "{s}: tq1_0 weights do not run on {s} (convert them with toFormat(\"tq2_0\") or toFormat(\"i2\"))", .{ op, if (devices.isMetal(device)) "metal" else "cuda" });
+    if (devices.isMetal(device)) return metal_door.ternary(device, c, out, x, x_dtype, w, scales, scale_mode);
     const mm = c.mm;
     const nn = c.nn;
     const kk = c.kk;
