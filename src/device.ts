@@ -65,9 +65,11 @@ export interface CudaCapabilities {
 }
 
 /**
- * What `deviceCapabilities("metal")` reports for a Mac's GPU (through the Metal shim, metal/).
- * On Metal so far: transfers, `matmul` in f32/f16 (MPS); other ops throw DeviceError naming
- * themselves (move such work with `toCpu()`).
+ * What `deviceCapabilities("metal")` reports for a Mac's GPU (through the Metal shim, metal/). On
+ * Metal run the same ops as on CUDA (elementwise, reductions, activations, softmax and norms, the
+ * ternary matmul and BitLinear inference; the engine's kernels in metal/kernels.metal) and
+ * `matmul` in f32/f16 on MPS (bf16 products are DTypeErrors there). `name` is the shim's CPU
+ * emulator's ("bitnet Metal emulator (CPU)") where the tests run it on Linux.
  */
 export interface MetalCapabilities {
   device: "metal";
@@ -141,13 +143,15 @@ export function devices(): string[] {
 }
 
 /**
- * The device to run on: the first CUDA GPU when one is present ("cuda"), else "cpu". On a GPU run
- * elementwise ops, reductions, activations, norms, matmul (cuBLAS), ternary matmul and BitLinear
- * inference; an op without a GPU kernel (linear algebra, cumsum, gradients' kernels, optimizer
- * updates, quantizer packing) throws DeviceError naming itself, so move such work with `toCpu()`.
+ * The device to run on: the first CUDA GPU when one is present ("cuda"), else the Mac's GPU when
+ * the Metal shim loads ("metal"), else "cpu". On a GPU run elementwise ops, reductions,
+ * activations, norms, matmul (cuBLAS; MPS on Metal), ternary matmul and BitLinear inference; an
+ * op without a GPU kernel (linear algebra, cumsum, gradients' kernels, optimizer updates,
+ * quantizer packing) throws DeviceError naming itself, so move such work with `toCpu()`.
  */
 export function autoSelectDevice(): string {
-  return cudaState().count > 0 ? deviceName(1) : "cpu";
+  if (cudaState().count > 0) return deviceName(1);
+  return metalState().present ? "metal" : "cpu";
 }
 
 /**

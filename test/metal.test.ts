@@ -83,6 +83,7 @@ describe("Metal present", () => {
     expect(caps.name.length).toBeGreaterThan(0);
     expect(caps.memory.maxBuffer).toBeGreaterThan(0);
     expect(bn.devices()).toContain("metal");
+    if (!bn.devices().includes("cuda")) expect(bn.autoSelectDevice()).toBe("metal");
     const before = bn.memory.stats("metal").bytesInUse;
     const t = bn.zeros([1000], { device: "metal" });
     expect(t.device).toBe("metal");
