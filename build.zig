@@ -124,15 +124,18 @@ fn metalShim(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.buil
 /// metal/kernels.metal compiled as C++ (metal/emu.h) and run on fibers, so that the Metal path runs
 /// where there is no Metal (BITNET_METAL_SHIM=zig-out/lib/libbitnet_metal_emu.so). C++ semantics
 /// as near the GPU's as they go: wrapping signed integers, no type-based aliasing (buffers are bytes
-/// cast to any type), no contraction into fma, half rounded after every operation.
-fn metalEmu(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.Optimize) *std.Build.Step.Compile {
-    const mod = b.createModule(.{ .target = target, .optimize = optimize, .link_libc = true, .link_libcpp = true, .pic = true });
+/// cast to any type), no contraction into fma, half rounded after every operation. `source`: another
+/// file of kernels compiled in instead of kernels.metal (an absolute path; its self-test,
+/// test/metal_emu/); the C compile's dependency file tracks it, as any included file.
+fn metalEmu(b: *std.Build, target: std.Build.ResolvedTarget, optimize: std.builtin.Optimize, source: ?[]const u8) *std.Build.Step.Compile {
+    const mod = b.createModule(.{ .target = target, .optimize = optimize, .link_libc = true, .pic = true });
     mod.addIncludePath(b.path("metal"));
+    if (source) |s| mod.addCMacro("BN_EMU_SOURCE", b.fmt("\"{s}\"", .{s}));
     mod.addCSourceFile(.{ .file = b.path("metal/emu.cpp"), .flags = &.{
         "-std=c++20",                      "-fsigned-char",                  "-O2",                   "-Wall", "-Wextra",
         "-Wno-unknown-attributes",         "-Wno-unused-parameter",          "-Wno-duplicate-decl-specifier",
         "-fvisibility=hidden",             "-fwrapv",                        "-fno-strict-aliasing",  "-ffp-contract=off",
-        "-fno-math-errno",                 "-Xclang",                        "-ffloat16-excess-precision=none",
+        "-fno-math-errno",                 "-fno-exceptions",                "-fno-rtti",             "-Xclang", "-ffloat16-excess-precision=none",
     } });
     return b.addLibrary(.{ .name = "bitnet_metal_emu", .linkage = .dynamic, .root_module = mod });
 }
@@ -188,9 +191,13 @@ pub fn build(b: *std.Build) void {
     }
 
     // `zig build metal-emu`: the CPU emulator of the Metal shim for this host, into <prefix>/lib/
-    // (not part of the default install).
+    // (not part of the default install). -Dmetal-emu-source: its kernels from another file (absolute
+    // or relative to the build root) instead of metal/kernels.metal, as test/metal_emu.test.ts does.
     const emu_step = b.step("metal-emu", "The CPU emulator of the Metal shim (host) into <prefix>/lib/");
-    emu_step.dependOn(&b.addInstallArtifact(metalEmu(b, b.graph.host, optimize), .{ .dylib_symlinks = false }).step);
+    const emu_source = b.option([]const u8, "metal-emu-source", "The kernels the metal-emu step compiles in (default metal/kernels.metal)");
+    const emu_root = b.root.toString(b.allocator) catch @panic("OOM");
+    const emu_lib = metalEmu(b, b.graph.host, optimize, if (emu_source) |s| b.pathResolve(&.{ emu_root, s }) else null);
+    emu_step.dependOn(&b.addInstallArtifact(emu_lib, .{ .dylib_symlinks = false }).step);
 
     // --- tests ---------------------------------------------------------------------------------
     // `zig build test`: the engine (root, pool, threads, ...) and the kernels once per ISA level in
