@@ -121,6 +121,7 @@ static const Entry registry[] = {BN_KERNEL_LIST(BN_EMU_ENTRY){nullptr, 0, nullpt
 #undef ULONG_MAX
 
 #include "bn_metal.h"
+#include "ranges.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -519,9 +520,6 @@ stopped:
 
 // ---- memory: address ranges (as shim.m) ------------------------------------------------------------
 
-struct Range {
-  uintptr_t lo, hi;  // [base, base + total)
-};
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;  // everything below, and the whole of a synchronize
 
 // A growable array (malloc'd: no C++ library in the emulator, which exports bn_metal.h alone).
@@ -541,21 +539,13 @@ struct List {
     return true;
   }
 };
-static List<Range> ranges;     // sorted by lo
+static bn_range_table ranges;  // live allocations (metal/ranges.h, as shim.m's); owner = the malloc block
 static List<void*> deferred;   // freed while work was queued
 
 static const bn_mtl_info info = {"bitnet Metal emulator (CPU)", 8ull << 30, 4ull << 30, 1, 0};
 
 // Index of the range holding p, or -1 (lock held).
-static long find_range(uintptr_t p) {
-  size_t lo = 0, hi = ranges.n;
-  while (lo < hi) {
-    const size_t mid = (lo + hi) / 2;
-    if (ranges.at[mid].hi <= p) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < ranges.n && ranges.at[lo].lo <= p && p < ranges.at[lo].hi ? (long)lo : -1;
-}
+static long find_range(uintptr_t p) { return bn_range_find(&ranges, p); }
 
 // ---- queued work -------------------------------------------------------------------------------------
 
@@ -655,14 +645,11 @@ BN_EXPORT int32_t bn_mtl_init(bn_mtl_info* out) {
 
 BN_EXPORT void* bn_mtl_alloc(uint64_t bytes, uint64_t alignment) {
   if (bn_mtl_init(nullptr) != BN_MTL_OK) return nullptr;
-  if (alignment < 16) alignment = 16;
-  if ((alignment & (alignment - 1)) != 0) {
-    fail(BN_MTL_INVALID, "alignment %llu is not a power of two", (unsigned long long)alignment);
-    return nullptr;
-  }
-  const uint64_t total = bytes + alignment;
-  if (bytes == 0 || total < bytes || total > info.max_buffer) {
-    fail(BN_MTL_OUT_OF_MEMORY, "a Metal buffer of %llu bytes is beyond this device's limit of %llu", (unsigned long long)total, (unsigned long long)info.max_buffer);
+  uint64_t total = 0;
+  char why[160];
+  const int32_t plan = bn_alloc_plan(bytes, &alignment, info.max_buffer, &total, why, sizeof why);
+  if (plan != BN_MTL_OK) {
+    fail(plan, "%s", why);
     return nullptr;
   }
   void* base = malloc(total);
@@ -672,20 +659,14 @@ BN_EXPORT void* bn_mtl_alloc(uint64_t bytes, uint64_t alignment) {
   }
   const uintptr_t lo = (uintptr_t)base;
   pthread_mutex_lock(&lock);
-  const bool ok = ranges.push(Range{lo, lo + total});
-  if (ok) {
-    size_t at = ranges.n - 1;
-    while (at > 0 && ranges.at[at - 1].lo > lo) at--;
-    memmove(ranges.at + at + 1, ranges.at + at, (ranges.n - 1 - at) * sizeof(Range));
-    ranges.at[at] = Range{lo, lo + total};
-  }
+  const int added = bn_range_insert(&ranges, lo, lo + total, base);
   pthread_mutex_unlock(&lock);
-  if (!ok) {
+  if (added != 0) {
     free(base);
     fail(BN_MTL_OUT_OF_MEMORY, "no host memory for the buffer table");
     return nullptr;
   }
-  return (void*)((lo + alignment - 1) & ~(uintptr_t)(alignment - 1));
+  return bn_align_up(lo, alignment);
 }
 
 BN_EXPORT int32_t bn_mtl_free(void* p) {
@@ -696,9 +677,7 @@ BN_EXPORT int32_t bn_mtl_free(void* p) {
     pthread_mutex_unlock(&lock);
     return fail(BN_MTL_INVALID, "%p is not in a live Metal buffer", p);
   }
-  void* base = (void*)ranges.at[i].lo;
-  memmove(ranges.at + i, ranges.at + i + 1, (ranges.n - (size_t)i - 1) * sizeof(Range));
-  ranges.n--;
+  void* base = bn_range_remove(&ranges, (size_t)i);
   // Queued work may still use it: released after it ran (when there is no room to remember it,
   // now: the engine synchronizes before it frees memory that queued work uses).
   const bool later = queue.n > 0 && deferred.push(base);

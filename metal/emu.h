@@ -589,54 +589,43 @@ inline T read(const bn_emu::Simd& s, unsigned src, T own) {
 }
 }  // namespace simd_detail
 
+// The reductions: every lane's value combined from lane 0 up (the same order in every lane).
+namespace simd_detail {
+template <class T, class F>
+inline T fold(unsigned op, T x, F f) {
+  const bn_emu::Simd s = exchange(op, x);
+  T r = lane_value<T>(s, 0);
+  for (unsigned l = 1; l < s.width; l++) r = f(r, lane_value<T>(s, l));
+  return r;
+}
+}  // namespace simd_detail
 template <class T>
 inline T simd_sum(T x) {
-  const bn_emu::Simd s = simd_detail::exchange(bn_emu::OP_SUM, x);
-  T r = simd_detail::lane_value<T>(s, 0);
-  for (unsigned l = 1; l < s.width; l++) r += simd_detail::lane_value<T>(s, l);
-  return r;
+  return simd_detail::fold(bn_emu::OP_SUM, x, [](T r, T v) { return T(r + v); });
 }
 template <class T>
 inline T simd_product(T x) {
-  const bn_emu::Simd s = simd_detail::exchange(bn_emu::OP_PRODUCT, x);
-  T r = simd_detail::lane_value<T>(s, 0);
-  for (unsigned l = 1; l < s.width; l++) r *= simd_detail::lane_value<T>(s, l);
-  return r;
+  return simd_detail::fold(bn_emu::OP_PRODUCT, x, [](T r, T v) { return T(r * v); });
 }
 template <class T>
 inline T simd_max(T x) {
-  const bn_emu::Simd s = simd_detail::exchange(bn_emu::OP_MAX, x);
-  T r = simd_detail::lane_value<T>(s, 0);
-  for (unsigned l = 1; l < s.width; l++) r = max(r, simd_detail::lane_value<T>(s, l));
-  return r;
+  return simd_detail::fold(bn_emu::OP_MAX, x, [](T r, T v) { return T(max(r, v)); });
 }
 template <class T>
 inline T simd_min(T x) {
-  const bn_emu::Simd s = simd_detail::exchange(bn_emu::OP_MIN, x);
-  T r = simd_detail::lane_value<T>(s, 0);
-  for (unsigned l = 1; l < s.width; l++) r = min(r, simd_detail::lane_value<T>(s, l));
-  return r;
+  return simd_detail::fold(bn_emu::OP_MIN, x, [](T r, T v) { return T(min(r, v)); });
 }
 template <class T>
 inline T simd_and(T x) {
-  const bn_emu::Simd s = simd_detail::exchange(bn_emu::OP_AND, x);
-  T r = simd_detail::lane_value<T>(s, 0);
-  for (unsigned l = 1; l < s.width; l++) r &= simd_detail::lane_value<T>(s, l);
-  return r;
+  return simd_detail::fold(bn_emu::OP_AND, x, [](T r, T v) { return T(r & v); });
 }
 template <class T>
 inline T simd_or(T x) {
-  const bn_emu::Simd s = simd_detail::exchange(bn_emu::OP_OR, x);
-  T r = simd_detail::lane_value<T>(s, 0);
-  for (unsigned l = 1; l < s.width; l++) r |= simd_detail::lane_value<T>(s, l);
-  return r;
+  return simd_detail::fold(bn_emu::OP_OR, x, [](T r, T v) { return T(r | v); });
 }
 template <class T>
 inline T simd_xor(T x) {
-  const bn_emu::Simd s = simd_detail::exchange(bn_emu::OP_XOR, x);
-  T r = simd_detail::lane_value<T>(s, 0);
-  for (unsigned l = 1; l < s.width; l++) r ^= simd_detail::lane_value<T>(s, l);
-  return r;
+  return simd_detail::fold(bn_emu::OP_XOR, x, [](T r, T v) { return T(r ^ v); });
 }
 template <class T>
 inline T simd_prefix_exclusive_sum(T x) {
@@ -791,6 +780,14 @@ typedef atomic<uint> atomic_uint;
 typedef atomic<bool> atomic_bool;
 typedef atomic<float> atomic_float;
 typedef atomic<ulong> atomic_ulong;
+// atomic_fetch_<name>_explicit: the old value, the new one `expr` of it (o) and v.
+#define BN_EMU_FETCH(Q, name, expr)                                                                           \
+  template <class T>                                                                                          \
+  inline T atomic_fetch_##name##_explicit(Q atomic<T>* a, typename type_identity<T>::type v, memory_order) { \
+    const T o = a->v;                                                                                         \
+    a->v = expr;                                                                                              \
+    return o;                                                                                                 \
+  }
 #define BN_EMU_ATOMIC(Q)                                                                                           \
   template <class T>                                                                                               \
   inline void atomic_store_explicit(Q atomic<T>* a, typename type_identity<T>::type v, memory_order) { a->v = v; } \
@@ -812,51 +809,17 @@ typedef atomic<ulong> atomic_ulong;
     *expected = a->v;                                                                                              \
     return false;                                                                                                  \
   }                                                                                                                \
-  template <class T>                                                                                               \
-  inline T atomic_fetch_add_explicit(Q atomic<T>* a, typename type_identity<T>::type v, memory_order) {            \
-    T o = a->v;                                                                                                    \
-    a->v = o + v;                                                                                                  \
-    return o;                                                                                                      \
-  }                                                                                                                \
-  template <class T>                                                                                               \
-  inline T atomic_fetch_sub_explicit(Q atomic<T>* a, typename type_identity<T>::type v, memory_order) {            \
-    T o = a->v;                                                                                                    \
-    a->v = o - v;                                                                                                  \
-    return o;                                                                                                      \
-  }                                                                                                                \
-  template <class T>                                                                                               \
-  inline T atomic_fetch_max_explicit(Q atomic<T>* a, typename type_identity<T>::type v, memory_order) {            \
-    T o = a->v;                                                                                                    \
-    a->v = max(o, v);                                                                                              \
-    return o;                                                                                                      \
-  }                                                                                                                \
-  template <class T>                                                                                               \
-  inline T atomic_fetch_min_explicit(Q atomic<T>* a, typename type_identity<T>::type v, memory_order) {            \
-    T o = a->v;                                                                                                    \
-    a->v = min(o, v);                                                                                              \
-    return o;                                                                                                      \
-  }                                                                                                                \
-  template <class T>                                                                                               \
-  inline T atomic_fetch_and_explicit(Q atomic<T>* a, typename type_identity<T>::type v, memory_order) {            \
-    T o = a->v;                                                                                                    \
-    a->v = o & v;                                                                                                  \
-    return o;                                                                                                      \
-  }                                                                                                                \
-  template <class T>                                                                                               \
-  inline T atomic_fetch_or_explicit(Q atomic<T>* a, typename type_identity<T>::type v, memory_order) {             \
-    T o = a->v;                                                                                                    \
-    a->v = o | v;                                                                                                  \
-    return o;                                                                                                      \
-  }                                                                                                                \
-  template <class T>                                                                                               \
-  inline T atomic_fetch_xor_explicit(Q atomic<T>* a, typename type_identity<T>::type v, memory_order) {            \
-    T o = a->v;                                                                                                    \
-    a->v = o ^ v;                                                                                                  \
-    return o;                                                                                                      \
-  }
+  BN_EMU_FETCH(Q, add, o + v)                                                                                      \
+  BN_EMU_FETCH(Q, sub, o - v)                                                                                      \
+  BN_EMU_FETCH(Q, max, max(o, v))                                                                                  \
+  BN_EMU_FETCH(Q, min, min(o, v))                                                                                  \
+  BN_EMU_FETCH(Q, and, o & v)                                                                                      \
+  BN_EMU_FETCH(Q, or, o | v)                                                                                       \
+  BN_EMU_FETCH(Q, xor, o ^ v)
 BN_EMU_ATOMIC()
 BN_EMU_ATOMIC(volatile)
 #undef BN_EMU_ATOMIC
+#undef BN_EMU_FETCH
 
 // metal::precise:: and metal::fast:: name the same functions (the emulator computes in IEEE float).
 namespace precise {

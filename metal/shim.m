@@ -8,6 +8,7 @@
  * here; autoreleased ones live inside an autorelease pool pushed by every entry point.
  */
 #include "bn_metal.h"
+#include "ranges.h"
 
 #include <dlfcn.h>
 #include <objc/message.h>
@@ -122,46 +123,26 @@ int32_t bn_mtl_init(bn_mtl_info* info) {
 
 /* ---- buffers: address ranges back to MTLBuffers --------------------------------------------- */
 
-typedef struct {
-  uintptr_t lo, hi; /* [contents, contents + length) */
-  id buffer;
-} Range;
-
 static pthread_mutex_t ranges_lock = PTHREAD_MUTEX_INITIALIZER;
-static Range* ranges; /* sorted by lo */
-static size_t n_ranges, cap_ranges;
-
-/* Index of the range holding p, or -1 (ranges_lock held). */
-static long find_range(uintptr_t p) {
-  size_t lo = 0, hi = n_ranges;
-  while (lo < hi) {
-    const size_t mid = (lo + hi) / 2;
-    if (ranges[mid].hi <= p) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < n_ranges && ranges[lo].lo <= p && p < ranges[lo].hi ? (long)lo : -1;
-}
+static bn_range_table ranges; /* owner: the MTLBuffer */
 
 /* The buffer and offset of address p (ranges_lock taken here). */
 static id buffer_of(const void* p, NSUInt* offset) {
   pthread_mutex_lock(&ranges_lock);
-  const long i = find_range((uintptr_t)p);
-  id b = i < 0 ? nil : ranges[i].buffer;
-  if (i >= 0) *offset = (NSUInt)((uintptr_t)p - ranges[i].lo);
+  const long i = bn_range_find(&ranges, (uintptr_t)p);
+  id b = i < 0 ? nil : (id)ranges.at[i].owner;
+  if (i >= 0) *offset = (NSUInt)((uintptr_t)p - ranges.at[i].lo);
   pthread_mutex_unlock(&ranges_lock);
   return b;
 }
 
 void* bn_mtl_alloc(uint64_t bytes, uint64_t alignment) {
   if (bn_mtl_init(NULL) != BN_MTL_OK) return NULL;
-  if (alignment < 16) alignment = 16;
-  if ((alignment & (alignment - 1)) != 0) {
-    fail(BN_MTL_INVALID, "alignment %llu is not a power of two", (unsigned long long)alignment);
-    return NULL;
-  }
-  const uint64_t total = bytes + alignment;
-  if (bytes == 0 || total < bytes || total > dev_info.max_buffer) {
-    fail(BN_MTL_OUT_OF_MEMORY, "a Metal buffer of %llu bytes is beyond this device's limit of %llu", (unsigned long long)total, (unsigned long long)dev_info.max_buffer);
+  uint64_t total = 0;
+  char why[160];
+  const int32_t plan = bn_alloc_plan(bytes, &alignment, dev_info.max_buffer, &total, why, sizeof why);
+  if (plan != BN_MTL_OK) {
+    fail(plan, "%s", why);
     return NULL;
   }
   void* pool = pool_push();
@@ -175,37 +156,24 @@ void* bn_mtl_alloc(uint64_t bytes, uint64_t alignment) {
     return NULL;
   }
   pthread_mutex_lock(&ranges_lock);
-  if (n_ranges == cap_ranges) {
-    const size_t cap = cap_ranges ? 2 * cap_ranges : 64;
-    Range* grown = (Range*)realloc(ranges, cap * sizeof(Range));
-    if (!grown) {
-      pthread_mutex_unlock(&ranges_lock);
-      release(buf);
-      fail(BN_MTL_OUT_OF_MEMORY, "no host memory for the buffer table");
-      return NULL;
-    }
-    ranges = grown;
-    cap_ranges = cap;
-  }
-  size_t at = n_ranges;
-  while (at > 0 && ranges[at - 1].lo > base) at--;
-  memmove(ranges + at + 1, ranges + at, (n_ranges - at) * sizeof(Range));
-  ranges[at] = (Range){base, base + (uintptr_t)total, buf};
-  n_ranges++;
+  const int added = bn_range_insert(&ranges, base, base + (uintptr_t)total, (void*)buf);
   pthread_mutex_unlock(&ranges_lock);
-  return (void*)((base + alignment - 1) & ~(uintptr_t)(alignment - 1));
+  if (added != 0) {
+    release(buf);
+    fail(BN_MTL_OUT_OF_MEMORY, "no host memory for the buffer table");
+    return NULL;
+  }
+  return bn_align_up(base, alignment);
 }
 
 int32_t bn_mtl_free(void* p) {
   pthread_mutex_lock(&ranges_lock);
-  const long i = find_range((uintptr_t)p);
+  const long i = bn_range_find(&ranges, (uintptr_t)p);
   if (i < 0) {
     pthread_mutex_unlock(&ranges_lock);
     return fail(BN_MTL_INVALID, "%p is not in a live Metal buffer", p);
   }
-  id buf = ranges[i].buffer;
-  memmove(ranges + i, ranges + i + 1, (n_ranges - (size_t)i - 1) * sizeof(Range));
-  n_ranges--;
+  id buf = (id)bn_range_remove(&ranges, (size_t)i);
   pthread_mutex_unlock(&ranges_lock);
   release(buf); /* queued command buffers keep their own references */
   return BN_MTL_OK;
