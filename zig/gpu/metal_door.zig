@@ -245,6 +245,7 @@ pub fn ternary(device: u32, c: math_door.TernaryCall, out: ?*anyopaque, x: ?*con
     if (c.kk == 0) return zero(@ptrCast(o), c.mm * c.nn * 4) orelse ok();
     const xp = x orelse return fail(.invalid_argument, "{s}: null activations", .{op});
     const wp = w orelse return fail(.invalid_argument, "{s}: null weights", .{op});
+    if ((c.mm + 3) / 4 > std.math.maxInt(u32) or (c.nn + 7) / 8 > std.math.maxInt(u32)) return fail(.shape, "{s}: {d} tokens of {d} rows exceed the Metal grid", .{ op, c.mm, c.nn });
     const qk = switch (pipeline(.tq_quantize, op)) {
         .ok => |v| v,
         .err => |e| return e,
@@ -274,7 +275,6 @@ pub fn ternary(device: u32, c: math_door.TernaryCall, out: ?*anyopaque, x: ?*con
         .fmt = if (two_bit) 2 else 0,
         .mode = if (two_bit) @intCast(scale_mode) else 3,
     };
-    if ((c.mm + 3) / 4 > std.math.maxInt(u32)) return fail(.shape, "{s}: {d} tokens exceed the grid", .{ op, c.mm });
     return launch(op, gk, (c.nn + 7) / 8, (c.mm + 3) / 4, &rec, &.{ wp, if (two_bit) scales else null, q, s, o });
 }
 
