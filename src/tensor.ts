@@ -131,7 +131,7 @@ export class Tensor {
   get nbytes(): number {
     return this._size * this._dt.size;
   }
-  /** "cpu", "cuda" (= cuda:0), "cuda:1", ... */
+  /** "cpu", "cuda" (= cuda:0), "cuda:1", ..., "metal". */
   get device(): string {
     return deviceName(this._live("device").device);
   }
@@ -590,7 +590,7 @@ export function copyInto(dst: Tensor, src: Tensor, op: string): void {
     if (src._s!.device !== dev) throw new DeviceError(op, `cannot copy a tensor on ${src.device} into one on ${dst.device}; move it with to()`);
     if (src._size === 0) return;
     putLayout(src._shape, dst._st(), src._st());
-    check(sym.bn_cuda_convert(dev, dst._addr(op), dst._dt.code, src._addr(op), src._dt.code, src._shape.length), op, `${src._dt.name} ${fmtShape(src._shape)} on ${dst.device}`);
+    check(sym.bn_gpu_convert(dev, dst._addr(op), dst._dt.code, src._addr(op), src._dt.code, src._shape.length), op, `${src._dt.name} ${fmtShape(src._shape)} on ${dst.device}`);
     return;
   }
   const dptr = dst._ptr(op);

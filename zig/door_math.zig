@@ -141,7 +141,7 @@ pub fn ternary_pack(op: u32, format: u32, dtype: u32, values: ?*anyopaque, scale
 /// The checked arguments of a ternary matmul (shared by the CPU and CUDA exports).
 pub const TernaryCall = struct { f: args_mod.TernaryFormat, d: dt.DType, mm: usize, nn: usize, kk: usize, xs: usize, g: usize };
 
-/// Checks the arguments common to bn_ternary_matmul and bn_cuda_ternary_matmul.
+/// Checks the arguments common to bn_ternary_matmul and bn_gpu_ternary_matmul.
 pub fn ternaryCall(name: []const u8, x_dtype: u32, scales: ?*const anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64) union(enum) { ok: TernaryCall, err: i32 } {
     const f = std.enums.fromInt(args_mod.TernaryFormat, format) orelse return .{ .err = fail(.invalid_argument, "{s}: unknown format code {d}", .{ name, format }) };
     const d = switch (dtypeOr(x_dtype, name)) {

@@ -47,7 +47,7 @@ const tableFor = door.tableFor;
 const levels = door.levels;
 
 /// Bumped whenever an export's signature or meaning changes.
-pub const abi_version: u32 = 1;
+pub const abi_version: u32 = 2;
 
 // ---------------------------------------------------------------------------------------------
 // Exports
@@ -193,41 +193,42 @@ export fn bn_memcpy(dst_dev: u32, dst: ?*anyopaque, src_dev: u32, src: ?*const a
     return gpu_door.memcpy(dst_dev, dst, src_dev, src, nbytes);
 }
 
-// ---- CUDA elementwise kernels (zig/gpu/elementwise.cu). Layouts as the CPU exports read them. ----
+// ---- GPU kernels: CUDA's (zig/gpu/*.cu, NVRTC) or Metal's (metal/kernels.metal), chosen by the
+// tensor's engine device (zig/gpu/door.zig). Layouts as the CPU exports read them. ----
 
-/// out (out_dtype) = in (in_dtype) converted, on CUDA device `device`. Layout: 0 = out, 1 = in.
-export fn bn_cuda_convert(device: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
-    return gpu_door.cuda_convert(device, out, out_dtype, in, in_dtype, ndim);
+/// out (out_dtype) = in (in_dtype) converted, on GPU device `device`. Layout: 0 = out, 1 = in.
+export fn bn_gpu_convert(device: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
+    return gpu_door.gpu_convert(device, out, out_dtype, in, in_dtype, ndim);
 }
 
-/// The CUDA form of bn_binary (same codes, flags and layout: 0 = out, 1 = a, 2 = b).
-export fn bn_cuda_binary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
-    return gpu_door.cuda_binary(device, op_code, dtype, out, out_dtype, a, b, flags, av, bv, ndim);
+/// The GPU form of bn_binary (same codes, flags and layout: 0 = out, 1 = a, 2 = b).
+export fn bn_gpu_binary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
+    return gpu_door.gpu_binary(device, op_code, dtype, out, out_dtype, a, b, flags, av, bv, ndim);
 }
 
-/// The CUDA form of bn_unary (same codes and parameters; layout 0 = out, 1 = in).
-export fn bn_cuda_unary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, in: ?*const anyopaque, p0: f64, p1: f64, ndim: u32) i32 {
-    return gpu_door.cuda_unary(device, op_code, dtype, out, in, p0, p1, ndim);
+/// The GPU form of bn_unary (same codes and parameters; layout 0 = out, 1 = in).
+export fn bn_gpu_unary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, in: ?*const anyopaque, p0: f64, p1: f64, ndim: u32) i32 {
+    return gpu_door.gpu_unary(device, op_code, dtype, out, in, p0, p1, ndim);
 }
 
-/// The CUDA form of bn_where (layout 0 = out, 1 = cond, 2 = a, 3 = b).
-export fn bn_cuda_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const anyopaque, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
-    return gpu_door.cuda_where(device, dtype, out, cond, a, b, flags, av, bv, ndim);
+/// The GPU form of bn_where (layout 0 = out, 1 = cond, 2 = a, 3 = b).
+export fn bn_gpu_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const anyopaque, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
+    return gpu_door.gpu_where(device, dtype, out, cond, a, b, flags, av, bv, ndim);
 }
 
-/// The CUDA form of bn_reduce (same codes and layout: kept axes first; 0 = out, 1 = in).
-export fn bn_cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, kept: u32, ndim: u32, ddof: f64) i32 {
-    return gpu_door.cuda_reduce(device, op_code, out, out_dtype, in, in_dtype, kept, ndim, ddof);
+/// The GPU form of bn_reduce (same codes and layout: kept axes first; 0 = out, 1 = in).
+export fn bn_gpu_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, kept: u32, ndim: u32, ddof: f64) i32 {
+    return gpu_door.gpu_reduce(device, op_code, out, out_dtype, in, in_dtype, kept, ndim, ddof);
 }
 
-/// The CUDA form of bn_softmax (the axis is the layout's last; 0 = out, 1 = in).
-export fn bn_cuda_softmax(device: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, log: u32, ndim: u32) i32 {
-    return gpu_door.cuda_softmax(device, out, in, dtype, log, ndim);
+/// The GPU form of bn_softmax (the axis is the layout's last; 0 = out, 1 = in).
+export fn bn_gpu_softmax(device: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, log: u32, ndim: u32) i32 {
+    return gpu_door.gpu_softmax(device, out, in, dtype, log, ndim);
 }
 
-/// The CUDA form of bn_norm (kind 0 layer, 1 rms, over the last axis; weight/bias may be null).
-export fn bn_cuda_norm(device: u32, kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, weight: ?*const anyopaque, bias: ?*const anyopaque, wb_dtype: u32, eps: f64, ndim: u32) i32 {
-    return gpu_door.cuda_norm(device, kind, out, in, dtype, weight, bias, wb_dtype, eps, ndim);
+/// The GPU form of bn_norm (kind 0 layer, 1 rms, over the last axis; weight/bias may be null).
+export fn bn_gpu_norm(device: u32, kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, weight: ?*const anyopaque, bias: ?*const anyopaque, wb_dtype: u32, eps: f64, ndim: u32) i32 {
+    return gpu_door.gpu_norm(device, kind, out, in, dtype, weight, bias, wb_dtype, eps, ndim);
 }
 
 /// Waits for the work queued on CUDA device `device` (kernel errors surface here).
@@ -243,10 +244,11 @@ export fn bn_cuda_matmul(device: u32, out: ?*anyopaque, out_dtype: u32, a: ?*con
     return gpu_door.cuda_matmul(device, out, out_dtype, a, b, in_dtype, ndim);
 }
 
-/// bn_ternary_matmul on CUDA device `device` (zig/gpu/ternary.cu): same arguments and results;
-/// formats tq2_0 and i2 (tq1_0 is refused). The int8 activations live in pool workspace.
-export fn bn_cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, x_dtype: u32, w: ?*const anyopaque, scales: ?*const anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64) i32 {
-    return gpu_door.cuda_ternary_matmul(device, out, x, x_dtype, w, scales, format, scale_mode, m, n, k, x_stride, group);
+/// bn_ternary_matmul on GPU device `device` (zig/gpu/ternary.cu on CUDA, metal/kernels.metal on
+/// Metal): same arguments and results; formats tq2_0 and i2 (tq1_0 is refused). The int8
+/// activations live in pool workspace.
+export fn bn_gpu_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, x_dtype: u32, w: ?*const anyopaque, scales: ?*const anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64) i32 {
+    return gpu_door.gpu_ternary_matmul(device, out, x, x_dtype, w, scales, format, scale_mode, m, n, k, x_stride, group);
 }
 
 /// The Metal device (macOS, through the shim metal/shim.m, opened at run time): with index < 0,

@@ -134,8 +134,8 @@ function run(name: BinName, cd: DType, out: Tensor, a: Tensor | number | boolean
   const flags = (aT ? 0 : 1) | (bT ? 0 : 2);
   const dev = out._s!.device;
   if (dev !== 0) {
-    // The same descriptor, run by the CUDA kernel (zig/gpu/elementwise.cu).
-    const st = sym.bn_cuda_binary(dev, BIN[name], DTypeCode[cd], out._addr(name), out._dt.code, aT ? a._addr(name) : null, bT ? b._addr(name) : null, flags, aT ? 0 : Number(a), bT ? 0 : Number(b), shape.length);
+    // The same descriptor, run by the GPU kernel (zig/gpu/elementwise.cu; metal/kernels.metal).
+    const st = sym.bn_gpu_binary(dev, BIN[name], DTypeCode[cd], out._addr(name), out._dt.code, aT ? a._addr(name) : null, bT ? b._addr(name) : null, flags, aT ? 0 : Number(a), bT ? 0 : Number(b), shape.length);
     check(st, name, `${fmtShape(shape)} ${cd} on ${out.device}`);
     return;
   }
@@ -207,7 +207,7 @@ function unary(name: UnName, t: Tensor, p0 = NaN, p1 = NaN): Tensor {
     try {
       putLayout(x._shape, out._st(), x._st());
       if (s.device !== 0) {
-        const st = sym.bn_cuda_unary(s.device, UN[name], x._dt.code, out._addr(opName), x._addr(opName), p0, p1, x._shape.length);
+        const st = sym.bn_gpu_unary(s.device, UN[name], x._dt.code, out._addr(opName), x._addr(opName), p0, p1, x._shape.length);
         check(st, opName, `${fmtShape(x._shape)} ${x._dt.name} on ${out.device}`);
       } else check(sym.bn_unary(UN[name], x._dt.code, out._ptr(opName), x._ptr(opName), p0, p1, x._shape.length), opName, `${fmtShape(x._shape)} ${x._dt.name}`);
     } catch (e) {
@@ -340,7 +340,7 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
       );
       const flags = (ta ? 0 : 1) | (tb ? 0 : 2);
       if (dev !== 0) {
-        const st = sym.bn_cuda_where(dev, dtypeInfo(rd).code, out._addr(op), c._addr(op), ta ? ta._addr(op) : null, tb ? tb._addr(op) : null, flags, ta ? 0 : Number(a), tb ? 0 : Number(b), shape.length);
+        const st = sym.bn_gpu_where(dev, dtypeInfo(rd).code, out._addr(op), c._addr(op), ta ? ta._addr(op) : null, tb ? tb._addr(op) : null, flags, ta ? 0 : Number(a), tb ? 0 : Number(b), shape.length);
         check(st, op, `${fmtShape(shape)} ${rd} on ${out.device}`);
       } else {
         check(

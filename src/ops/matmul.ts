@@ -121,7 +121,7 @@ function cublasReadable(t: Tensor): boolean {
  * The operands of a GPU product: float only (as PyTorch: no integer GEMM on CUDA), converted to
  * the result dtype, copied contiguous when cuBLAS cannot read them in place.
  */
-function cudaOperands(x: Tensor, y: Tensor, rd: DType, op: string, what: string, temps: Tensor[]): [Tensor, Tensor] {
+function gpuOperands(x: Tensor, y: Tensor, rd: DType, op: string, what: string, temps: Tensor[]): [Tensor, Tensor] {
   if (!dtypeInfo(rd).isFloat) throw new DeviceError(op, `${what}: integer and bool products do not run on ${x.device} (as in PyTorch); convert to a float dtype first`);
   const [cx, cy] = kernelOperands(x, y, rd, temps);
   const ready = (t: Tensor) => {
@@ -157,7 +157,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   checkMatmulShapes(op, x._shape, y._shape); // before any operand is converted
   const temps: Tensor[] = [];
   try {
-    const [cx, cy] = device === 0 ? kernelOperands(x, y, rd, temps) : cudaOperands(x, y, rd, op, what, temps);
+    const [cx, cy] = device === 0 ? kernelOperands(x, y, rd, temps) : gpuOperands(x, y, rd, op, what, temps);
     return record(op, [x, y], matmulLayout(op, cx, cy, rd, device, what));
   } finally {
     for (const t of temps) t.dispose();
@@ -236,7 +236,7 @@ export function dot(a: Tensor, b: Tensor): Tensor {
   if (kx !== ky) throw new ShapeError(op, `shapes ${fmtShape(x._shape)} and ${fmtShape(y._shape)}: summed dimensions ${kx} and ${ky} do not match`);
   const temps: Tensor[] = [];
   try {
-    const [cx, cy] = device === 0 ? kernelOperands(x, y, rd, temps) : cudaOperands(x, y, rd, op, what, temps);
+    const [cx, cy] = device === 0 ? kernelOperands(x, y, rd, temps) : gpuOperands(x, y, rd, op, what, temps);
     return record(op, [x, y], dotLayout(op, cx, cy, rd, device, what));
   } finally {
     for (const t of temps) t.dispose();

@@ -91,7 +91,7 @@ function softmaxImpl(x: Tensor, opts: SoftmaxOptions | undefined, log: boolean, 
     l1.push(ist[ax]!);
     putLayout(ls, l0, l1);
     const dev = out._s!.device;
-    if (dev !== 0) check(sym.bn_cuda_softmax(dev, out._addr(op), t._addr(op), t._dt.code, log ? 1 : 0, nd), op, `${t._dt.name} ${fmtShape(shape)}, axis ${ax} on ${out.device}`);
+    if (dev !== 0) check(sym.bn_gpu_softmax(dev, out._addr(op), t._addr(op), t._dt.code, log ? 1 : 0, nd), op, `${t._dt.name} ${fmtShape(shape)}, axis ${ax} on ${out.device}`);
     else check(sym.bn_softmax(out._ptr(op), t._ptr(op), t._dt.code, log ? 1 : 0, nd), op, `${t._dt.name} ${fmtShape(shape)}, axis ${ax}`);
   } catch (e) {
     out.dispose();
@@ -171,7 +171,7 @@ function normImpl(x: Tensor, kind: 0 | 1, weight: unknown, bias: unknown, eps: n
       putLayout(shape, contiguousStrides(shape), t._st());
       const dev = out._s!.device;
       if (dev !== 0) {
-        const st = sym.bn_cuda_norm(dev, kind, out._addr(op), t._addr(op), t._dt.code, w ? w._addr(op) : null, b ? b._addr(op) : null, dtypeInfo(wbd.name).code, eps, nd);
+        const st = sym.bn_gpu_norm(dev, kind, out._addr(op), t._addr(op), t._dt.code, w ? w._addr(op) : null, b ? b._addr(op) : null, dtypeInfo(wbd.name).code, eps, nd);
         check(st, op, `${t._dt.name} ${fmtShape(shape)} on ${out.device}`);
       } else {
         const wp = w ? w._ptr(op) : null;

@@ -177,9 +177,9 @@ function reduce(op: OpName, t: Tensor, opts: unknown): Tensor {
       );
       const dev = out._s!.device;
       if (dev !== 0) {
-        // The same descriptor, reduced by the CUDA kernel (zig/gpu/elementwise.cu).
+        // The same descriptor, reduced by the GPU kernel (zig/gpu/elementwise.cu; metal/kernels.metal).
         const inAddr = t._size > 0 ? t._addr(op) : out._addr(op);
-        check(sym.bn_cuda_reduce(dev, OP[op], out._addr(op), odt.code, inAddr, t._dt.code, kept.length, nd, o.ddof), op, `${describe(t)} on ${out.device}`);
+        check(sym.bn_gpu_reduce(dev, OP[op], out._addr(op), odt.code, inAddr, t._dt.code, kept.length, nd, o.ddof), op, `${describe(t)} on ${out.device}`);
       } else {
         const outPtr = out._ptr(op);
         // An empty input is never read: any valid address will do.

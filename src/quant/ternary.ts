@@ -252,13 +252,13 @@ export class TernaryTensor {
     });
   }
 
-  /** The device holding the codes and scales: "cpu", "cuda", "cuda:1", ... */
+  /** The device holding the codes and scales: "cpu", "cuda", "cuda:1", ..., "metal". */
   get device(): string {
     return this.#live("device").device;
   }
 
   /**
-   * A copy on `device` (the codes and scales move as they are). On a CUDA device
+   * A copy on `device` (the codes and scales move as they are). On a GPU (CUDA or Metal)
    * {@link ternaryMatmul} and `BitLinear` run there for "i2" and "tq2_0" weights (tq1_0 is
    * CPU-only); `unpack`, `dequantize` and `toFormat` run on the CPU (move back with `to("cpu")`).
    * @throws DeviceError (unknown or absent device), DisposedTensorError.
@@ -525,9 +525,10 @@ function packI2(values: Tensor, scale: Tensor, g: TernaryGranularity, shape: rea
  * `out = Σ_segments(isum · scale) / s`. The weights are never dequantized.
  * @param x f32, f16 or bf16 `[..., K]` (any strides).
  * @param w a {@link TernaryTensor} of shape `[N, K]`.
- * On a CUDA device (x and w both there) the same arithmetic runs in zig/gpu/ternary.cu: results
- * equal the CPU's for per-tensor and per-channel scales and agree to f32 rounding for group and
- * block scales (the per-block terms are summed in another order).
+ * On a GPU (x and w both there) the same arithmetic runs in zig/gpu/ternary.cu (CUDA) or
+ * metal/kernels.metal (Metal): results equal the CPU's for per-tensor and per-channel scales and
+ * agree to f32 rounding for group and block scales (the per-block terms are summed in another
+ * order).
  * @returns f32 `[..., N]` on x's device.
  * @throws ShapeError (K differs, w not 2-D), DTypeError (integer x, w not a TernaryTensor),
  *   DeviceError (x and w on different devices; tq1_0 weights on a GPU).
@@ -563,7 +564,7 @@ export function ternaryMatmul(x: Tensor, w: TernaryTensor, opts: { fusedDot?: bo
     const mode = w.granularity === "tensor" ? 0 : w.granularity === "channel" ? 1 : 2;
     if (dev !== 0) {
       const scales = w.format === "i2" ? w.scale._addr(op) : null;
-      const status = sym.bn_cuda_ternary_matmul(dev, out._addr(op), xc._addr(op), x._dt.code, packed._addr(op), scales, FORMAT_CODE[w.format], mode, m, n, k, rowStride, w.group ?? 0);
+      const status = sym.bn_gpu_ternary_matmul(dev, out._addr(op), xc._addr(op), x._dt.code, packed._addr(op), scales, FORMAT_CODE[w.format], mode, m, n, k, rowStride, w.group ?? 0);
       if (status !== 0) check(status, op, `x ${fmtShape(xs)} ${x.dtype} @ ${w.format} ${fmtShape(ws)}ᵀ`);
       return out;
     }

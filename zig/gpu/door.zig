@@ -182,7 +182,7 @@ fn long(x: usize) i64 {
     return @intCast(x);
 }
 
-pub fn cuda_convert(device: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
+pub fn gpu_convert(device: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, ndim: u32) i32 {
     const op = "astype";
     if (cudaDType(out_dtype, op) orelse cudaDType(in_dtype, op)) |st| return st;
     const p = switch (prepare(2, false, device, .convert, op, ndim)) {
@@ -195,7 +195,7 @@ pub fn cuda_convert(device: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const a
     };
 }
 
-pub fn cuda_binary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
+pub fn gpu_binary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
     const op = "binary";
     if (cudaDType(dtype, op) orelse cudaDType(out_dtype, op)) |st| return st;
     if (op_code > 12) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
@@ -209,7 +209,7 @@ pub fn cuda_binary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, out_
     };
 }
 
-pub fn cuda_unary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, in: ?*const anyopaque, p0: f64, p1: f64, ndim: u32) i32 {
+pub fn gpu_unary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, in: ?*const anyopaque, p0: f64, p1: f64, ndim: u32) i32 {
     const op = "unary";
     if (cudaDType(dtype, op)) |st| return st;
     if (op_code > 25) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
@@ -223,7 +223,7 @@ pub fn cuda_unary(device: u32, op_code: u32, dtype: u32, out: ?*anyopaque, in: ?
     };
 }
 
-pub fn cuda_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const anyopaque, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
+pub fn gpu_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const anyopaque, a: ?*const anyopaque, b: ?*const anyopaque, flags: u32, av: f64, bv: f64, ndim: u32) i32 {
     const op = "where";
     if (cudaDType(dtype, op)) |st| return st;
     const p = switch (prepare(4, false, device, .where, op, ndim)) {
@@ -236,7 +236,7 @@ pub fn cuda_where(device: u32, dtype: u32, out: ?*anyopaque, cond: ?*const anyop
     };
 }
 
-pub fn cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, kept: u32, ndim: u32, ddof: f64) i32 {
+pub fn gpu_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, in: ?*const anyopaque, in_dtype: u32, kept: u32, ndim: u32, ddof: f64) i32 {
     const op = "reduce";
     if (cudaDType(out_dtype, op) orelse cudaDType(in_dtype, op)) |st| return st;
     if (op_code > 9) return fail(.invalid_argument, "{s}: unknown op code {d}", .{ op, op_code });
@@ -266,7 +266,7 @@ pub fn cuda_reduce(device: u32, op_code: u32, out: ?*anyopaque, out_dtype: u32, 
     };
 }
 
-pub fn cuda_softmax(device: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, log: u32, ndim: u32) i32 {
+pub fn gpu_softmax(device: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, log: u32, ndim: u32) i32 {
     const op = "softmax";
     if (dtype > 2) return fail(.dtype, "{s}: float tensors only (dtype code {d})", .{ op, dtype }); // nn.cu bn_softmax: loadf
     const p = switch (prepare(2, true, device, .softmax, op, ndim)) {
@@ -279,7 +279,7 @@ pub fn cuda_softmax(device: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype:
     };
 }
 
-pub fn cuda_norm(device: u32, kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, weight: ?*const anyopaque, bias: ?*const anyopaque, wb_dtype: u32, eps: f64, ndim: u32) i32 {
+pub fn gpu_norm(device: u32, kind: u32, out: ?*anyopaque, in: ?*const anyopaque, dtype: u32, weight: ?*const anyopaque, bias: ?*const anyopaque, wb_dtype: u32, eps: f64, ndim: u32) i32 {
     const op = "norm";
     if (kind > 1) return fail(.invalid_argument, "{s}: unknown kind {d}", .{ op, kind });
     if (cudaDType(dtype, op) orelse cudaDType(wb_dtype, op)) |st| return st;
@@ -482,7 +482,7 @@ pub fn cuda_matmul(device: u32, out: ?*anyopaque, out_dtype: u32, a: ?*const any
     return ok();
 }
 
-pub fn cuda_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, x_dtype: u32, w: ?*const anyopaque, scales: ?*const anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64) i32 {
+pub fn gpu_ternary_matmul(device: u32, out: ?*anyopaque, x: ?*const anyopaque, x_dtype: u32, w: ?*const anyopaque, scales: ?*const anyopaque, format: u32, scale_mode: u32, m: f64, n: f64, k: f64, x_stride: f64, group: f64) i32 {
     const op = "ternary_matmul";
     const c = switch (math_door.ternaryCall(op, x_dtype, scales, format, scale_mode, m, n, k, x_stride, group)) {
         .ok => |v| v,
