@@ -427,7 +427,9 @@ fn checkSizes(comptime vbits: u32, comptime T: type, m: usize, n: usize, k: usiz
 test "gemm matches a naive product at edge sizes, strides and levels" {
     const build_options = @import("build_options");
     const vb = build_options.vector_bits;
-    const sizes = [_][3]usize{ .{ 1, 1, 1 }, .{ 3, 5, 7 }, .{ 17, 33, 9 }, .{ 64, 64, 64 }, .{ 29, 70, 300 }, .{ 130, 3, 41 }, .{ 2, 100, 513 }, .{ 1, 37, 50 }, .{ 45, 1, 50 } };
+    const sizes = [_][3]usize{ .{ 1, 1, 1 }, .{ 3, 5, 7 }, .{ 17, 33, 9 }, .{ 64, 64, 64 }, .{ 29, 70, 300 }, .{ 130, 3, 41 }, .{ 2, 100, 513 }, .{ 1, 37, 50 }, .{ 45, 1, 50 },
+        // few rows, many columns: the narrow path (gemm_packed.zig), over several depth slices
+        .{ 29, 1000, 777 }, .{ 8, 1500, 40 } };
     for (sizes) |s| {
         inline for (.{ f32, f64 }) |T| {
             try checkSizes(vb, T, s[0], s[1], s[2], false, false);
