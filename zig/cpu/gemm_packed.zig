@@ -334,8 +334,8 @@ pub fn Gemm(comptime vbits: u32, comptime da: DType, comptime db: DType) type {
         /// packed once a depth slice and shared, and each thread packs one NR panel of B at a time
         /// into its own L1/L2-sized buffer and runs it against every row of A. The blocked path
         /// would give each thread row blocks of a few micro-panels and stream the whole packed B
-        /// block from memory for each (a linear layer x[64, 2048] @ Wᵀ: 6.6 ms against NumPy's
-        /// 4.9 on a 2-core AVX-512 machine); here B is read once and packed into cache.
+        /// block from memory for each (a linear layer x[64, 2048] @ Wᵀ: 7.2 ms against NumPy's
+        /// 4.9 on a 2-core AVX-512 machine); here B is read once and packed into cache (3.6 ms).
         fn narrow(par: *const Parallel, pr: *const Pb, threads: usize) Error!void {
             const kc_max: usize = @min(P.KC, pr.k);
             const panels = (pr.n + P.NR - 1) / P.NR;
