@@ -12,6 +12,11 @@
 //! from the level's vector width: two vectors of columns (three on 128-bit NEON-like levels with
 //! 32 registers) by as many rows as the register file holds.
 //!
+//! With few rows (all of A's depth slice within one row block) the narrow variant turns the inner
+//! loops around: A is packed once a depth slice and shared, and each thread packs one NR panel of
+//! B at a time and runs it against every row (B read once, packed into cache, not into a large
+//! shared block streamed again for each row block).
+//!
 //! The entry points, element access (`load`, `loadN`) and GEMV live in gemm.zig.
 const std = @import("std");
 const builtin = @import("builtin");
