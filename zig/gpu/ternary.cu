@@ -5,8 +5,8 @@
 //      ±127)) as int8 (0 when m is 0 or NaN), zero-padded to whole 256-weight blocks.
 //   2. bn_tq_matmul: integer dot products of q with the weights t ∈ {-1, 0, 1} (dp4a), rescaled: one
 //      scale a row ("i2" with a tensor or channel scale) gives f32(isum)·scale / s exactly as on the
-//      CPU; block and group scales add f32(isum_block)·scale per block (the same products, summed
-//      in another order: results agree with the CPU's to f32 rounding).
+//      CPU; block and group scales add f32(isum_piece)·scale per 64-weight piece (the same
+//      products, split and summed in another order: results agree with the CPU's to f32 rounding).
 // Code layout (TQ2_0's `qs`; "i2" is the same without the f16 scale): byte h·32 + j of a block holds
 // the code c = t + 1 of weight h·128 + 32·p + j in bits 2p. A lane takes a 16-byte piece of a block
 // (bytes j0 .. j0 + 15, j0 = 16·(piece mod 4)); at shift p its four words hold the codes of the 16
@@ -246,6 +246,13 @@ __device__ __forceinline__ int4 lds128(const void* p) {
   return v;
 }
 
+// An f16 value's bits as f32 (one conversion instruction; exact).
+__device__ __forceinline__ float h2f_hw(u16 h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+
 // Dot product of four unsigned bytes with four signed bytes, added to c (PTX dp4a.u32.s32).
 __device__ __forceinline__ int dp4a_us(u32 a, int b, int c) {
   int d;
@@ -387,20 +394,16 @@ struct TqWarp {
       }
       }
       if (!ROW) {
-        // A block's four pieces are lanes 4i .. 4i + 3: gather the block's sum, scale it once.
+        // Each lane scales its own piece's sum by its block's scale (the final warp sum adds the
+        // four pieces of a block with everything else): no shuffles a block.
 #pragma unroll
         for (int rr = 0; rr < R; rr++) {
           const i64 r = r0 + rr;
-          const bool on = live && (piece & 3) == 0 && r < n;
+          const bool on = live && r < n;
           float scale = 0.0f;
-          if (on) scale = mode == 3 ? h2f(*(const u16*)(w + r * rb + b * 66 + 64)) : scales[r * (nb / gb) + b / gb];
+          if (on) scale = mode == 3 ? h2f_hw(*(const u16*)(w + r * rb + b * 66 + 64)) : scales[r * (nb / gb) + b / gb];
 #pragma unroll
-          for (int j = 0; j < T; j++) {
-            int v = acc[rr][j];
-            v += __shfl_xor_sync(0xffffffffu, v, 1);
-            v += __shfl_xor_sync(0xffffffffu, v, 2);
-            if (on) facc[rr][j] += (float)v * scale;
-          }
+          for (int j = 0; j < T; j++) facc[rr][j] = fmaf((float)acc[rr][j], scale, facc[rr][j]);
         }
       }
     }
