@@ -606,6 +606,36 @@ BN_KERNEL(bn_reduce, ReduceParams) {
       as_int = true;
       ires = si[0];
       threadgroup_barrier(mem_flags::mem_threadgroup);
+    } else if (!fl && (op == 1 || op == 7 || op == 8)) {
+      // Integer mean / var / std: the sum exact in 64 bits (an int → f32 conversion of each
+      // element would lose the low bits of large values, and a mean of cancelling ones all of
+      // them); the deviations from the integer part of the mean, q, exact before one rounding:
+      // Σ(x - mean)² = Σ(x - q)² - (Σ(x - q))² / n.
+      long acc = 0;
+      for (long r = lid; r < p.nr; r += nthreads) acc += loadi(b2, p.dt, roff(p.L, p.kept, ibase, r));
+      si[lid] = acc;
+      threadgroup_barrier(mem_flags::mem_threadgroup);
+      for (uint s = RB / 2; s > 0; s >>= 1) {
+        if (lid < s) si[lid] += si[lid + s];
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+      }
+      const long total = si[0];
+      threadgroup_barrier(mem_flags::mem_threadgroup);
+      const float hi = (float)total, lo = (float)(total - (long)hi);
+      if (op == 1) fres = hi / (float)p.nr + lo / (float)p.nr;
+      else {
+        const long q = total / p.nr;
+        float qs = 0.0f, qc = 0.0f;
+        for (long r = lid; r < p.nr; r += nthreads) {
+          const float d = (float)(loadi(b2, p.dt, roff(p.L, p.kept, ibase, r)) - q);
+          kadd(qs, qc, d * d);
+        }
+        const float ss = group_ksum(qs, qc, sv, lane, sg);
+        const float sd = (float)(total - q * p.nr);  // |sd| < n: exact
+        const float den = (float)p.nr - p.ddof;
+        const float var = den > 0.0f ? (ss - sd * sd / (float)p.nr) / den : nanf_();
+        fres = op == 7 ? var : sqrt(var);
+      }
     } else if (op == 2) {  // float product, the binary exponent kept apart (no overflow on the way)
       float acc = 1.0f;
       long ex = 0;

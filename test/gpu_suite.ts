@@ -4,7 +4,9 @@
 // the CPU's result for the same inputs: transfers, the pool, elementwise ops, reductions, row ops,
 // products, the ternary matmul, modules moved to the device, and the refusals.
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import * as bn from "../src/index.ts";
+import { INT_RANGE, arbPerm } from "./helpers.ts";
 
 export type GpuDevice = "cuda" | "metal";
 
@@ -267,6 +269,93 @@ export function gpuConformance(device: GpuDevice, present: boolean) {
       }
     });
 
+    // Random layouts: the kernels' strided descriptors (merged and unmerged axes, permuted and
+    // reversed views, broadcast operands, up to 5 axes) in every dtype, against the CPU's result
+    // for the same views.
+    const DT = ["f32", "f16", "bf16", "i8", "i16", "i32", "u8", "u16", "u32", "bool"] as const;
+    const data = (shape: number[], dtype: bn.DType, seed: number) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const v = new Float64Array(n);
+      let x = seed >>> 0;
+      const next = () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+      const [lo, hi] = INT_RANGE[dtype] ?? [0, 0];
+      for (let i = 0; i < n; i++) v[i] = dtype in INT_RANGE ? Math.floor(lo + next() * (hi - lo + 1)) : (next() - 0.5) * 8;
+      return bn.tensor(Array.from(v), { shape, dtype });
+    };
+    /** The same view of a CPU tensor and of its GPU copy: a permutation, then a reversed axis. */
+    const arbView = (nd: number) => fc.tuple(arbPerm(nd), fc.integer({ min: -1, max: nd - 1 }));
+    const view = (t: bn.Tensor, [perm, flip]: [number[], number]) => {
+      const p = t.permute(perm);
+      if (flip < 0 || p.shape[flip]! < 2) return p;
+      const spec: ([number | null, number | null, number] | null)[] = p.shape.map(() => null);
+      spec[flip] = [null, null, -1];
+      const r = p.slice(spec);
+      p.dispose();
+      return r;
+    };
+    const arbCase = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 5 }).chain((shape) =>
+      fc.tuple(fc.constant(shape), arbView(shape.length), fc.array(fc.boolean(), { minLength: shape.length, maxLength: shape.length }), fc.integer({ min: 0, max: shape.length - 1 }), fc.constantFrom(...DT), fc.integer({ min: 1, max: 1 << 30 })),
+    );
+
+    test.if(present)("random layouts, dtypes and broadcasts: binary, unary and where equal the CPU's (fast-check)", () => {
+      const exact = tol().arith;
+      fc.assert(
+        fc.property(arbCase, fc.constantFrom("add", "sub", "mul", "div", "maximum", "minimum", "lt", "eq", "ge"), ([shape, v, ones, drop, dtype, seed], op) => {
+          if (dtype === "bool" && op === "sub") return;
+          const isFloat = dtype === "f32" || dtype === "f16" || dtype === "bf16";
+          using a0 = data(shape, dtype, seed);
+          using ga0 = a0.to(D);
+          using a = view(a0, v);
+          using ga = view(ga0, v);
+          // b broadcasts against the view: some axes of size 1, leading axes dropped.
+          const bs = a.shape.map((d, i) => (ones[i] ? 1 : d)).slice(drop);
+          using b = data(bs.length ? bs : [1], dtype, seed + 1);
+          using gb = b.to(D);
+          const f = bn[op as "add"]; // div of integers divides in f32, as NumPy's true division
+          using want = f(a, b);
+          using got = f(ga, gb);
+          close(D, got, want, op === "div" ? exact : 0, `${op} ${dtype} ${JSON.stringify(shape)}`);
+          if (isFloat) {
+            using uw = bn.tanh(a);
+            using ug = bn.tanh(ga);
+            close(D, ug, uw, 4e-6, `tanh ${dtype}`);
+          } else {
+            using uw = bn.neg(a.astype("i32"));
+            using ug = bn.neg(ga.astype("i32"));
+            close(D, ug, uw, 0, `neg ${dtype}`);
+          }
+          using cond = bn.gt(a, b);
+          using gcond = bn.gt(ga, gb);
+          using ww = bn.where(cond, a, b);
+          using wg = bn.where(gcond, ga, gb);
+          close(D, wg, ww, 0, `where ${dtype}`);
+        }),
+        { numRuns: 60 },
+      );
+    });
+
+    test.if(present)("random layouts and axes: reductions equal the CPU's (fast-check)", () => {
+      fc.assert(
+        fc.property(arbCase, fc.constantFrom("sum", "max", "min", "mean", "argmax", "prod"), fc.boolean(), ([shape, v, axesMask, , dtype, seed], op, keepdims) => {
+          if (dtype === "bool") return;
+          using a0 = data(shape, dtype, seed);
+          using ga0 = a0.to(D);
+          using a = view(a0, v);
+          using ga = view(ga0, v);
+          const axes = shape.map((_, i) => i).filter((i) => axesMask[i]);
+          const axis = op === "argmax" ? (axes[0] ?? 0) : axes.length ? axes : undefined;
+          const f = bn[op as "sum"] as (t: bn.Tensor, o: bn.ReduceOptions) => bn.Tensor;
+          using want = f(a, { axis, keepdims });
+          using got = f(ga, { axis, keepdims });
+          const isFloat = dtype === "f32" || dtype === "f16" || dtype === "bf16";
+          // Integer means: exact on CUDA (f64), within two f32 ulps on Metal (no f64: the exact
+          // 64-bit sum divided in f32 parts).
+          close(D, got, want, isFloat && (op === "sum" || op === "mean" || op === "prod") ? 2e-6 : op === "mean" ? 2.4e-7 : 0, `${op} ${dtype} ${JSON.stringify(shape)} axis ${JSON.stringify(axis)}`);
+        }),
+        { numRuns: 60 },
+      );
+    });
+
     test.if(present)("reductions run on the GPU and match the CPU", () => {
       using a = bn.randn([3, 4, 5], { seed: 3 });
       using ga = a.to(D);
@@ -302,6 +391,17 @@ export function gpuConformance(device: GpuDevice, present: boolean) {
         using g = f(gints, { axis: 1 });
         expect(g.dtype).toBe(c.dtype);
         expect(g.toArray()).toEqual(c.toArray());
+      }
+      // Large integers that cancel: mean, var and std from exact integer sums (an element's
+      // conversion to f32 alone would move the mean by ~100 here).
+      using big32 = bn.tensor([[2147483000, -2147483000, 1999999999, -5, 123456789], [2100000000, -2100000001, 7, 1000000001, -999999999]], { dtype: "i32" });
+      using gbig32 = big32.to(D);
+      for (const [name, f] of [["mean", bn.mean], ["var", bn.var], ["std", (t: bn.Tensor, o: bn.ReduceOptions) => bn.std(t, { ...o, ddof: 1 })]] as const) {
+        for (const o of [{}, { axis: 1 }] as bn.ReduceOptions[]) {
+          using c = f(big32, o);
+          using g = f(gbig32, o);
+          close(D, g, c, 2.4e-7, `${name} of large integers ${JSON.stringify(o)}`);
+        }
       }
       using wrap = bn.tensor([2147483647, 1, 5], { dtype: "i32" }).to(D);
       using ws = wrap.sum();
