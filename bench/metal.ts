@@ -60,7 +60,9 @@ for (const n of NS) {
   ours.set("softmax", median(() => bn.softmax(r).dispose()));
   using w = bn.ones([4096], { device: "metal" });
   ours.set("rmsnorm", median(() => bn.rmsNorm(r, { weight: w }).dispose()));
-  using q = bn.quant.ternary(bn.randn([4096, 4096], { seed: 7 }), { granularity: "channel" }).to("metal");
+  using wf = bn.randn([4096, 4096], { seed: 7 });
+  using qc = bn.quant.ternary(wf, { granularity: "channel" });
+  using q = qc.to("metal");
   using x = bn.randn([1, 4096], { seed: 8 }).to("metal");
   ours.set("gemv", median(() => bn.quant.ternaryMatmul(x, q).dispose()));
 }

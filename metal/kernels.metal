@@ -496,6 +496,23 @@ inline float group_sumf(float x, threadgroup float* sh, uint lane, uint sg) {
   return r;
 }
 
+// The threadgroup's wrapping 64-bit sum (or product) of every thread's x, returned to every
+// thread (a tree in sh, RB entries).
+inline ulong group_lcombine(ulong x, bool product, threadgroup long* sh, uint lid) {
+  sh[lid] = (long)x;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (uint s = RB / 2; s > 0; s >>= 1) {
+    if (lid < s) {
+      const ulong a = (ulong)sh[lid], b = (ulong)sh[lid + s];
+      sh[lid] = (long)(product ? a * b : a + b);
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+  }
+  const ulong r = (ulong)sh[0];
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  return r;
+}
+
 // Whether (v, i) beats (w, j): a NaN wins (the first NaN), then the larger (max) or smaller (min)
 // value, ties to the smaller index.
 inline bool beats_f(float v, long i, float w, long j, bool want_max) {
@@ -597,15 +614,8 @@ BN_KERNEL(bn_reduce, ReduceParams) {
         const ulong v = (ulong)loadi(b2, p.dt, roff(p.L, p.kept, ibase, r));
         acc = op == 0 ? acc + v : acc * v;
       }
-      si[lid] = (long)acc;
-      threadgroup_barrier(mem_flags::mem_threadgroup);
-      for (uint s = RB / 2; s > 0; s >>= 1) {
-        if (lid < s) si[lid] = op == 0 ? (long)((ulong)si[lid] + (ulong)si[lid + s]) : (long)((ulong)si[lid] * (ulong)si[lid + s]);
-        threadgroup_barrier(mem_flags::mem_threadgroup);
-      }
       as_int = true;
-      ires = si[0];
-      threadgroup_barrier(mem_flags::mem_threadgroup);
+      ires = (long)group_lcombine(acc, op == 2, si, lid);
     } else if (!fl && (op == 1 || op == 7 || op == 8)) {
       // Integer mean / var / std: the sum exact in 64 bits (an int → f32 conversion of each
       // element would lose the low bits of large values, and a mean of cancelling ones all of
@@ -613,14 +623,7 @@ BN_KERNEL(bn_reduce, ReduceParams) {
       // Σ(x - mean)² = Σ(x - q)² - (Σ(x - q))² / n.
       long acc = 0;
       for (long r = lid; r < p.nr; r += nthreads) acc += loadi(b2, p.dt, roff(p.L, p.kept, ibase, r));
-      si[lid] = acc;
-      threadgroup_barrier(mem_flags::mem_threadgroup);
-      for (uint s = RB / 2; s > 0; s >>= 1) {
-        if (lid < s) si[lid] += si[lid + s];
-        threadgroup_barrier(mem_flags::mem_threadgroup);
-      }
-      const long total = si[0];
-      threadgroup_barrier(mem_flags::mem_threadgroup);
+      const long total = (long)group_lcombine((ulong)acc, false, si, lid);
       const float hi = (float)total, lo = (float)(total - (long)hi);
       if (op == 1) fres = hi / (float)p.nr + lo / (float)p.nr;
       else {

@@ -22,9 +22,9 @@ const readLayout = door.readLayout;
 const isTensorFloat = door.isTensorFloat;
 const getEngine = door.getEngine;
 
-/// The CUDA kernel `k` of engine device `device` and its index, or an error status.
+/// The CUDA kernel `k` of engine device `device` and its index, or an error status (Metal devices
+/// take kernelFor's branch, never this one).
 pub fn cudaKernel(device: u32, k: cuda.Kernel, op: []const u8) union(enum) { ok: struct { i: usize, f: *anyopaque }, err: i32 } {
-    if (devices.isMetal(device)) return .{ .err = noMetalKernel(op) };
     const i = devices.cudaIndex(device) orelse return .{ .err = fail(.device, "{s}: device index {d} is not a CUDA device", .{ op, device }) };
     if (i >= cuda.deviceCount()) return .{ .err = fail(.device, "{s}: cuda:{d} is not present", .{ op, i }) };
     const f = cuda.function(i, k) orelse return .{ .err = fail(.unsupported, "{s}: the CUDA kernels could not be built: {s}", .{ op, cuda.kernelError() }) };

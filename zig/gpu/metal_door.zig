@@ -1,8 +1,9 @@
 //! Bodies of the Metal exports of zig/root.zig (device query, synchronisation, matmul on MPS), the
 //! Metal side of copies, and the launches of the Metal kernels (metal/kernels.metal) for the GPU
-//! exports of gpu/door.zig, which check the arguments and prepare the layouts for both backends. The Metal device's memory is shared with the CPU (unified memory),
-//! so the engine may touch it directly, but only once the work the shim has queued is done:
-//! every host read or write of Metal memory here waits for the queue first.
+//! exports of gpu/door.zig, which check the arguments and prepare the layouts for both backends.
+//! The Metal device's memory is shared with the CPU (unified memory), so the engine may touch it
+//! directly, but only once the work the shim has queued is done: every host read or write of
+//! Metal memory here waits for the queue first.
 const std = @import("std");
 const strided = @import("../cpu/strided.zig");
 const devices = @import("../devices.zig");
